@@ -1,0 +1,204 @@
+package config
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Gateway is a validated gateway.yaml (reference §10.2). Defaults are filled in.
+type Gateway struct {
+	// Executor bounds the SMTP client workers (10 jobs, 1 h watchdog).
+	Executor Executor
+	// RestListener receives the router's transactions to send by SMTP; nil when the gateway
+	// only listens for SMTP.
+	RestListener *GatewayRestListener
+	// SMTPHosts are the SMTP client settings, by the REST sender tag that selects them.
+	SMTPHosts    map[string]SMTPHost
+	SMTPServices []SMTPService
+	RestOutputs  []RestOutput
+	Logging      Logging
+}
+
+// GatewayRestListener is the gateway's HTTP listener. Its transactions live in memory.
+type GatewayRestListener struct {
+	Listener
+	// SessionURI is the base URI of Location headers.
+	SessionURI    string
+	RestIDEntropy int // random bytes in a transaction id (16)
+	ChunkSize     int // (1 MiB)
+	// Idle transactions are dropped after GCTxTTL (600 s), finished ones after GCDoneTTL
+	// (10 s); the check runs every GCInterval (5 s).
+	GCInterval, GCTxTTL, GCDoneTTL time.Duration
+}
+
+// SMTPHost is how the gateway sends mail for one REST sender tag.
+type SMTPHost struct {
+	// EHLOHost is the name given in EHLO; it should match the source address's rDNS.
+	EHLOHost string
+	// Timeout bounds the connection and each command (3300 s).
+	Timeout time.Duration
+	// Protocol is "smtp" (the default) or "lmtp".
+	Protocol string
+	// EnableBDAT sends the body in BDAT chunks of ChunkSize bytes (65536) when the peer
+	// offers CHUNKING.
+	EnableBDAT bool
+	ChunkSize  int
+}
+
+// SMTPService is one SMTP listener; it passes transactions to the router through a
+// rest_output.
+type SMTPService struct {
+	Listener
+	// Endpoint names the rest_output that transactions go to.
+	Endpoint string
+	// Sender and Tag are sent as the transaction's sender.
+	Sender, Tag string
+	// SMTPS speaks implicit TLS; without it, Cert and Key enable STARTTLS.
+	SMTPS bool
+	// AuthSecrets is a JSON file of {"username": "<hex sha256 of secret>"} for AUTH.
+	AuthSecrets string
+	// ProxyProtocolTimeout, when not 0, expects a PROXY protocol header within it.
+	ProxyProtocolTimeout time.Duration
+	// EnableBDAT offers CHUNKING; ChunkSize is the read size (0: the server default).
+	EnableBDAT bool
+	ChunkSize  int
+	// RcptTimeout (40 s) and DataTimeout (310 s) bound the wait for the router's response.
+	RcptTimeout, DataTimeout time.Duration
+}
+
+// RestOutput is a REST endpoint (a router sender URL) that SMTP services send to.
+type RestOutput struct {
+	Name string
+	Pos  Position
+	// URL is the YAML key "endpoint".
+	URL    string
+	Verify TLSVerify
+	// RcptTimeout is the deadline of each update (30 s); DataTimeout of each PUT (60 s).
+	RcptTimeout, DataTimeout time.Duration
+	// ChunkSize is the body bytes per PUT (64 KiB) and BufferSize how many the SMTP side
+	// buffers before a PUT (1 MiB); chunk_size sets both.
+	ChunkSize, BufferSize int
+	// RefreshInterval is how often a body that is still arriving is pushed upstream (30 s).
+	RefreshInterval time.Duration
+}
+
+func (d *decoder) gateway(p path, n *yaml.Node) *Gateway {
+	return config(d, func() *Gateway { return d.gatewayConfig(p, n) })
+}
+
+func (d *decoder) gatewayConfig(p path, n *yaml.Node) *Gateway {
+	g := &Gateway{Executor: Executor{10, time.Hour}, Logging: defaultLogging}
+	var listener, hosts *yaml.Node
+	ok := d.fields(p, n,
+		group("global", group("executor", executorFields(&g.Executor)...)),
+		sub("rest_listener", func(d *decoder, p path, n *yaml.Node) {
+			listener, g.RestListener = deref(n), d.gatewayRestListener(p, n)
+		}),
+		sub("smtp_output", func(d *decoder, p path, n *yaml.Node) {
+			// Older reference configs put the hosts right under smtp_output.
+			d.fieldsAndRest(p, n, func(k, _ *yaml.Node) {
+				d.errorf(k, p, "unknown key %q (settings per tag go under smtp_output.hosts)", k.Value)
+			},
+				ignored("use_system_smtplib", "it has no effect: Koukan has one SMTP client"),
+				sub("hosts", func(d *decoder, p path, n *yaml.Node) {
+					hosts = deref(n)
+					g.SMTPHosts = map[string]SMTPHost{}
+					d.mapping(p, n, func(k, v *yaml.Node) { g.SMTPHosts[k.Value] = d.smtpHost(p.key(k.Value), v) })
+				}))
+		}),
+		group("smtp_listener", listOf("services", &g.SMTPServices, (*decoder).smtpService)),
+		listOf("rest_output", &g.RestOutputs, (*decoder).restOutput),
+		sub("logging", func(d *decoder, p path, n *yaml.Node) { g.Logging = d.logging(p, n) }),
+	)
+	if ok {
+		d.validateGateway(p, n, g, listener, hosts)
+	}
+	return g
+}
+
+func (d *decoder) gatewayRestListener(p path, n *yaml.Node) *GatewayRestListener {
+	l := &GatewayRestListener{RestIDEntropy: 16, ChunkSize: mib, GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second}
+	d.fields(p, n, append(listenerFields(&l.Listener),
+		scalar("session_uri", &l.SessionURI, httpURL).must(),
+		scalar("rest_id_entropy", &l.RestIDEntropy, integer(1, 64)),
+		scalar("chunk_size", &l.ChunkSize, integer(1, maxInt)),
+		scalar("gc_interval", &l.GCInterval, positiveSeconds),
+		scalar("gc_tx_ttl", &l.GCTxTTL, positiveSeconds),
+		scalar("gc_done_ttl", &l.GCDoneTTL, seconds),
+	)...)
+	d.checkTLS(p, n, &l.Listener)
+	return l
+}
+
+func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
+	h := SMTPHost{Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536}
+	d.fields(p, n,
+		scalar("ehlo_host", &h.EHLOHost, text).must(),
+		scalar("timeout", &h.Timeout, positiveSeconds),
+		scalar("protocol", &h.Protocol, oneOf("smtp", "lmtp")),
+		scalar("enable_bdat", &h.EnableBDAT, boolean),
+		scalar("chunk_size", &h.ChunkSize, integer(1, maxInt)),
+	)
+	return h
+}
+
+func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
+	s := SMTPService{RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}
+	d.fields(p, n, append(listenerFields(&s.Listener),
+		refTo(restOutputRef, "endpoint", &s.Endpoint, nil).must(),
+		scalar("sender", &s.Sender, name),
+		scalar("tag", &s.Tag, name),
+		scalar("smtps", &s.SMTPS, boolean),
+		scalar("auth_secrets", &s.AuthSecrets, text),
+		scalar("proxy_protocol_timeout", &s.ProxyProtocolTimeout, seconds),
+		scalar("enable_bdat", &s.EnableBDAT, boolean),
+		scalar("chunk_size", &s.ChunkSize, integer(1, maxInt)),
+		scalar("rcpt_timeout", &s.RcptTimeout, positiveSeconds),
+		scalar("data_timeout", &s.DataTimeout, positiveSeconds),
+	)...)
+	d.checkTLS(p, n, &s.Listener)
+	switch {
+	case s.SMTPS && s.Cert == "":
+		d.errorf(n, p, "smtps needs cert and key")
+	case s.SMTPS && s.ProxyProtocolTimeout > 0:
+		d.errorf(n, p, "smtps and proxy_protocol_timeout do not work together: the PROXY header would have to come before the TLS handshake")
+	}
+	return s
+}
+
+func (d *decoder) restOutput(p path, n *yaml.Node) RestOutput {
+	o := RestOutput{Pos: d.pos(n), RcptTimeout: 30 * time.Second, DataTimeout: 60 * time.Second, ChunkSize: 64 << 10, BufferSize: mib, RefreshInterval: 30 * time.Second}
+	chunk := 0
+	d.fields(p, n,
+		scalar("name", &o.Name, name).must(),
+		scalar("endpoint", &o.URL, httpURL).must(),
+		scalar("verify", &o.Verify, tlsVerify),
+		scalar("rcpt_timeout", &o.RcptTimeout, positiveSeconds),
+		scalar("data_timeout", &o.DataTimeout, positiveSeconds),
+		scalar("chunk_size", &chunk, integer(1, maxInt)),
+		scalar("refresh_interval", &o.RefreshInterval, positiveSeconds),
+	)
+	if chunk > 0 {
+		o.ChunkSize, o.BufferSize = chunk, chunk
+	}
+	return o
+}
+
+// validateGateway checks names across sections and that the gateway has work to do.
+func (d *decoder) validateGateway(p path, n *yaml.Node, g *Gateway, listener, hosts *yaml.Node) {
+	ns := names{of: map[refKind][]string{
+		restOutputRef: namesOf(d, "rest_output", p.key("rest_output"), g.RestOutputs, func(o RestOutput) (string, Position) { return o.Name, o.Pos }),
+	}}
+	for _, r := range d.refs {
+		d.check(r, ns)
+	}
+	switch {
+	case g.RestListener == nil && len(g.SMTPServices) == 0:
+		d.errorf(n, p, "the gateway has nothing to do: configure rest_listener (REST to SMTP), smtp_listener.services (SMTP to REST), or both")
+	case g.RestListener != nil && len(g.SMTPHosts) == 0:
+		d.errorf(listener, p.key("rest_listener"), "needs smtp_output.hosts: every transaction it receives names one of them by its tag")
+	case g.RestListener == nil && hosts != nil:
+		d.warnf(hosts, p.key("smtp_output").key("hosts"), "unused: there is no rest_listener to receive transactions for them")
+	}
+}

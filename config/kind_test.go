@@ -1,0 +1,28 @@
+package config
+
+import (
+	"os"
+	"testing"
+)
+
+func TestDetectKind(t *testing.T) {
+	for file, want := range map[string]Kind{
+		"testdata/good/router.yaml":  KindRouter,
+		"testdata/good/gateway.yaml": KindGateway,
+		"testdata/good/serve.yaml":   KindServe,
+	} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := DetectKind(data); got != want {
+			t.Errorf("DetectKind(%s) = %s, want %s", file, got, want)
+		}
+		if _, err := Check(want, file, data); err != nil {
+			t.Errorf("Check(%s): %v", file, err)
+		}
+	}
+	if got := DetectKind([]byte("a: [")); got != KindRouter {
+		t.Errorf("broken yaml detected as %s", got)
+	}
+}

@@ -1,0 +1,274 @@
+// Package restoutput is the rest_output chain step: it hands a transaction to the next hop
+// over the transaction REST API (an SMTP gateway, a REST receiver application, another
+// router) and brings the hop's answers back into the chain.
+//
+// It tries the resolved destination hosts in order, moving on while the answer to MAIL is a
+// temporary failure; waits for recipients' answers no longer than rcpt_timeout and for the
+// data answer no longer than data_timeout (the reference used one deadline for both); sends
+// heartbeats when the chain has nothing new; and cancels the upstream transaction if the
+// attempt ends before the data is answered.
+package restoutput
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/rest"
+	"github.com/koukan/koukan/engine/tx"
+)
+
+// Step is one attempt's rest_output.
+type Step struct {
+	client *rest.Client
+	opts   config.RestOutputStep
+
+	up *rest.Tx
+	// sent maps upstream recipient positions to the chain's recipient indices.
+	sent     []int
+	bodySent bool
+}
+
+var _ chain.Step = (*Step)(nil)
+var _ chain.Closer = (*Step)(nil)
+
+// New makes the step for one attempt; client is shared by every attempt with the same TLS
+// settings, so connections are pooled.
+func New(client *rest.Client, opts config.RestOutputStep) *Step {
+	return &Step{client: client, opts: opts}
+}
+
+var (
+	noEndpoint      = tx.Response{Code: 550, Message: "5.3.0 no destination for this transaction (rest_output)"}
+	upstreamTimeout = tx.Response{Code: 450, Message: "4.4.7 upstream timeout (rest_output)"}
+	cancelled       = tx.Response{Code: 550, Message: "5.0.0 cancelled"}
+)
+
+func (s *Step) Update(ctx context.Context, u *chain.Update) error {
+	t := u.Tx
+	if t.Cancelled {
+		return s.cancel(ctx, u)
+	}
+	if s.up == nil {
+		if !u.Mail {
+			return nil
+		}
+		if !s.start(ctx, u) {
+			return nil
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RcptTimeout)
+	defer cancel()
+	if err := s.sendRecipients(rctx, u); err != nil {
+		s.failPending(u, responseFor(err))
+		return nil
+	}
+	if u.Heartbeat {
+		if err := s.update(rctx, nil); err != nil {
+			return nil // the next real update will find out
+		}
+	}
+	if _, err := s.up.Wait(rctx, func(st *tx.Tx) bool { return len(st.RcptResponse) >= len(s.sent) }); err != nil {
+		s.failPending(u, responseFor(err))
+		return nil
+	}
+	s.copyResponses(u)
+	if u.Message == nil || s.bodySent || !u.RcptOK() {
+		return nil
+	}
+	s.bodySent = true
+	dctx, cancel := context.WithTimeout(ctx, s.opts.DataTimeout)
+	defer cancel()
+	if err := s.putBody(dctx, u); err != nil {
+		u.SetDataResponse(responseFor(err))
+		return nil
+	}
+	if _, err := s.up.Wait(dctx, func(st *tx.Tx) bool { return st.DataResponse != nil }); err != nil {
+		u.SetDataResponse(responseFor(err))
+		return nil
+	}
+	s.copyResponses(u)
+	return nil
+}
+
+// start creates the upstream transaction, trying each resolved host in turn while the
+// answer to MAIL is a temporary failure. It reports whether one was created.
+func (s *Step) start(ctx context.Context, u *chain.Update) bool {
+	base := s.opts.StaticEndpoint
+	if base == "" {
+		base = u.Tx.RestEndpoint
+	}
+	if base == "" {
+		u.SetMailResponse(noEndpoint)
+		return false
+	}
+	hosts := u.Tx.Resolution
+	if len(hosts) == 0 {
+		hosts = []tx.HostPort{{}}
+	}
+	var last tx.Response
+	for _, h := range hosts {
+		create := s.createTx(u.Tx, h)
+		cctx, cancel := context.WithTimeout(ctx, s.opts.RcptTimeout)
+		up, err := s.client.Create(cctx, postURL(base, create.Sender), create)
+		if err == nil {
+			_, err = up.Wait(cctx, func(st *tx.Tx) bool { return st.MailResponse != nil })
+		}
+		cancel()
+		if err != nil {
+			last = responseFor(err)
+			continue
+		}
+		last = *up.State().MailResponse
+		if last.Ok() || last.Perm() {
+			s.up = up
+			u.SetMailResponse(last)
+			return last.Ok()
+		}
+		_ = up.Cancel(context.WithoutCancel(ctx))
+	}
+	u.SetMailResponse(last)
+	return false
+}
+
+// createTx is what the upstream is asked to create: the envelope sender and where it came
+// from; recipients follow in updates.
+func (s *Step) createTx(t *tx.Tx, host tx.HostPort) *tx.Tx {
+	c := &tx.Tx{MailFrom: t.MailFrom, RemoteHost: t.RemoteHost, LocalHost: t.LocalHost, SMTPMeta: t.SMTPMeta,
+		Sender: t.RestUpstreamSender}
+	if c.Sender == nil {
+		c.Sender = t.Sender
+	}
+	if host.Host != "" {
+		c.RemoteHost = &host
+	}
+	return c
+}
+
+// postURL is where transactions are created: base is a rest endpoint's URL (or a static
+// endpoint); a URL that already names a transactions collection is used as it is.
+func postURL(base string, sender *tx.Sender) string {
+	if strings.HasSuffix(strings.TrimSuffix(base, "/"), "/transactions") {
+		return base
+	}
+	name := ""
+	if sender != nil {
+		name = sender.Name
+	}
+	return strings.TrimSuffix(base, "/") + "/senders/" + url.PathEscape(name) + "/transactions"
+}
+
+// sendRecipients passes on the recipients no earlier step has answered.
+func (s *Step) sendRecipients(ctx context.Context, u *chain.Update) error {
+	var delta tx.Tx
+	for _, i := range u.Pending() {
+		if !contains(s.sent, i) {
+			delta.RcptTo = append(delta.RcptTo, u.Tx.RcptTo[i])
+			s.sent = append(s.sent, i)
+		}
+	}
+	if len(delta.RcptTo) == 0 {
+		return nil
+	}
+	delta.RcptToOffset = len(s.sent) - len(delta.RcptTo)
+	return s.update(ctx, &delta)
+}
+
+// update sends a delta (nil: a heartbeat). A version conflict means the upstream moved on
+// (it answered something) since we last read it; the client has re-read it, so the same
+// delta is sent once more: list offsets keep it from applying twice.
+func (s *Step) update(ctx context.Context, delta *tx.Tx) error {
+	err := s.up.Update(ctx, delta)
+	var re *rest.Error
+	if errors.As(err, &re) && re.Kind == rest.KindConflict {
+		err = s.up.Update(ctx, delta)
+	}
+	return err
+}
+
+func (s *Step) putBody(ctx context.Context, u *chain.Update) error {
+	st := s.up.State()
+	b, ok := st.Body.(*tx.Blob)
+	if !ok || b.URI == "" {
+		return fmt.Errorf("upstream gave no body URI")
+	}
+	r, err := u.Message.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return s.up.PutBlob(ctx, b.URI, r, u.Message.Size())
+}
+
+// copyResponses brings the upstream's answers back to the chain's recipients.
+func (s *Step) copyResponses(u *chain.Update) {
+	st := s.up.State()
+	for j, i := range s.sent {
+		if j < len(st.RcptResponse) {
+			u.SetRcptResponse(i, st.RcptResponse[j])
+		}
+	}
+	if st.DataResponse != nil {
+		u.SetDataResponse(*st.DataResponse)
+	}
+}
+
+func (s *Step) failPending(u *chain.Update, r tx.Response) {
+	s.copyResponses(u)
+	for _, i := range s.sent {
+		u.SetRcptResponse(i, r)
+	}
+}
+
+// cancel tells the upstream the transaction is over unless it already answered the data.
+func (s *Step) cancel(ctx context.Context, u *chain.Update) error {
+	if s.up != nil && u.Tx.DataResponse == nil && s.up.State().DataResponse == nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = s.up.Cancel(cctx)
+	}
+	if u.Tx.MailFrom != nil {
+		u.SetMailResponse(cancelled)
+	}
+	for _, i := range u.Pending() {
+		u.SetRcptResponse(i, cancelled)
+	}
+	return nil
+}
+
+// Close cancels an upstream transaction the attempt left unfinished.
+func (s *Step) Close(ctx context.Context) error {
+	if s.up != nil && s.up.State().DataResponse == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return s.up.Cancel(cctx)
+	}
+	return nil
+}
+
+// responseFor turns a failure to reach the upstream into a temporary failure, worded for an
+// SMTP client: the cause goes to the log, not to the client.
+func responseFor(err error) tx.Response {
+	var re *rest.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &re) && re.Kind == rest.KindTimeout:
+		return upstreamTimeout
+	case errors.As(err, &re):
+		return tx.Response{Code: 450, Message: "4.4.0 upstream unavailable: " + re.Safe()}
+	}
+	return tx.Response{Code: 450, Message: "4.4.0 upstream unavailable"}
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

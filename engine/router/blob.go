@@ -1,0 +1,173 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/koukan/koukan/engine/store"
+	"github.com/koukan/koukan/engine/tx"
+)
+
+// putBody is PUT /transactions/{tx}/body: the RFC 5322 message.
+func (s *Service) putBody(w http.ResponseWriter, r *http.Request) error {
+	return s.put(w, r, tx.TxBodyBlobID)
+}
+
+// putBlob is PUT /transactions/{tx}/blob/{blob}: one message-builder part.
+func (s *Service) putBlob(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("blob")
+	if strings.HasPrefix(id, "__internal") {
+		return problem(http.StatusNotFound, "unknown_blob", "unknown blob %q", id)
+	}
+	return s.put(w, r, id)
+}
+
+// put streams a request body into a blob. Without Content-Range the body is the whole blob,
+// finalized at its end (chunked transfer-encoding is fine). With "Content-Range: bytes a-b/N"
+// (or /*) it goes at offset a; bytes the blob already holds are skipped, a gap is 416 with
+// the blob's range, and the blob is finalized when it reaches N. "X-Finalize-Blob-Length: N"
+// with an empty body finalizes a blob that holds N bytes.
+func (s *Service) put(w http.ResponseWriter, r *http.Request, blobID string) error {
+	id := r.PathValue("tx")
+	a, err := appendOf(r)
+	if err != nil {
+		return err
+	}
+	limit := int64(s.cfg.RestListener.MaxBodySize)
+	if a.Offset > limit || a.Total > limit || a.Offset+r.ContentLength > limit {
+		return problem(http.StatusRequestEntityTooLarge, "too_large", "blobs are limited to %d bytes", limit)
+	}
+	rec, err := s.owned(w, r, id)
+	if rec == nil {
+		return err
+	}
+	if err := checkWritable(rec); err != nil {
+		return err
+	}
+	if !hasBlob(rec, blobID) {
+		switch {
+		case blobID != tx.TxBodyBlobID:
+			return problem(http.StatusNotFound, "unknown_blob", "transaction has no blob %q; parts are declared with create_id", blobID)
+		case rec.MessageBuilder != nil:
+			return problem(http.StatusConflict, "conflict", "the body is a message_builder; PUT its parts to their blob URIs")
+		case a.Offset > 0:
+			return &store.RangeError{Current: store.BlobStatus{Total: -1}, Reason: "the body starts at offset 0"}
+		}
+		// The first PUT of an incremental transaction's body creates it.
+		a.Create = true
+	}
+	body := &refreshingReader{r: http.MaxBytesReader(w, r.Body, limit-a.Offset), every: s.cfg.Storage.BlobTxRefreshInterval,
+		last: time.Now(), touch: func() {
+			if _, err := s.store.Touch(context.WithoutCancel(r.Context()), id); err != nil {
+				s.log.Warn("refreshing a transaction during upload", "tx", id, "err", err)
+			}
+		}}
+	st, err := s.store.AppendBlob(r.Context(), id, blobID, a, body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return err
+	case body.err != nil && errors.Is(err, body.err):
+		// The client's upload broke off; what arrived is kept and it can resume.
+		s.log.InfoContext(r.Context(), "blob upload broke off", "tx", id, "blob", blobID, "err", body.err)
+		return problem(http.StatusBadRequest, "incomplete_body",
+			"the request body ended before it was complete; resume from the length PUT with Content-Range reports")
+	case err != nil:
+		return err
+	}
+	w.Header().Set("Content-Range", contentRange(st))
+	writeBody(w, http.StatusOK, []byte("{}"))
+	return nil
+}
+
+func hasBlob(rec *store.Tx, id string) bool {
+	for _, b := range rec.Blobs {
+		if b.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+var rangeRE = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+|\*)$`)
+
+// appendOf reads the upload headers of a blob PUT.
+func appendOf(r *http.Request) (store.Append, error) {
+	a := store.Append{Total: -1}
+	cr, fin := r.Header.Get("Content-Range"), r.Header.Get("X-Finalize-Blob-Length")
+	switch {
+	case fin != "" && cr != "":
+		return a, problem(http.StatusBadRequest, "invalid_header", "send either Content-Range or X-Finalize-Blob-Length, not both")
+	case fin != "":
+		n, err := strconv.ParseInt(fin, 10, 64)
+		if err != nil || n < 0 {
+			return a, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length must be a byte count, not %q", fin)
+		}
+		if r.ContentLength != 0 {
+			return a, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length goes with an empty body")
+		}
+		a.Offset, a.Total = n, n
+	case cr != "":
+		m := rangeRE.FindStringSubmatch(cr)
+		if m == nil {
+			return a, problem(http.StatusBadRequest, "invalid_header", "content-range must be \"bytes first-last/total\" or \"bytes first-last/*\", not %q", cr)
+		}
+		first, err1 := strconv.ParseInt(m[1], 10, 64)
+		last, err2 := strconv.ParseInt(m[2], 10, 64)
+		if err1 != nil || err2 != nil || last < first {
+			return a, problem(http.StatusBadRequest, "invalid_header", "content-range %q is not a range of bytes", cr)
+		}
+		if m[3] != "*" {
+			total, err := strconv.ParseInt(m[3], 10, 64)
+			if err != nil || last >= total {
+				return a, problem(http.StatusBadRequest, "invalid_header", "content-range %q ends past its total", cr)
+			}
+			a.Total = total
+		}
+		if r.ContentLength != last-first+1 {
+			return a, problem(http.StatusBadRequest, "invalid_header",
+				"content-range %q covers %d bytes but the body has %s", cr, last-first+1, lengthOf(r))
+		}
+		a.Offset = first
+	default:
+		a.FinalizeAtEOF = true
+	}
+	return a, nil
+}
+
+func lengthOf(r *http.Request) string {
+	if r.ContentLength < 0 {
+		return "no Content-Length"
+	}
+	return fmt.Sprintf("%d", r.ContentLength)
+}
+
+// refreshingReader touches the transaction every so often while a long upload streams, so
+// that its output handler sees the client is still there; it also remembers a read error,
+// which is the client's, not the store's.
+type refreshingReader struct {
+	r     io.Reader
+	every time.Duration
+	last  time.Time
+	touch func()
+	err   error
+}
+
+func (t *refreshingReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	if time.Since(t.last) >= t.every {
+		t.last = time.Now()
+		t.touch()
+	}
+	return n, err
+}

@@ -1,0 +1,94 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/koukan/koukan/engine/exploder"
+	"github.com/koukan/koukan/engine/store"
+	"github.com/koukan/koukan/engine/tx"
+)
+
+// explodeInto is the router as the exploder's Upstream.
+type explodeInto struct{ s *Service }
+
+var _ exploder.Upstream = explodeInto{}
+
+// Create stores a recipient's transaction, leased here, with retry and notification as its
+// sender's config says, and hands it to an output handler.
+func (e explodeInto) Create(ctx context.Context, t *tx.Tx) (string, error) {
+	s := e.s
+	sender := s.cfg.Sender(t.Sender.Name)
+	if sender == nil {
+		return "", fmt.Errorf("upstream sender %q is not in the config", t.Sender.Name)
+	}
+	settings, ok := sender.ForTag(t.Sender.Tag)
+	if !ok {
+		return "", fmt.Errorf("upstream sender %q has no tag %q", t.Sender.Name, t.Sender.Tag)
+	}
+	endpoint := s.cfg.Endpoint(settings.OutputChain)
+	if settings.Retry && endpoint.OutputHandler.RetryParams != nil {
+		t.Retry = map[string]json.RawMessage{}
+	}
+	if settings.Notification && endpoint.OutputHandler.Notification != nil {
+		t.Notification = map[string]json.RawMessage{}
+	}
+	doc, err := t.MarshalFor(tx.DB)
+	if err != nil {
+		return "", err
+	}
+	id := s.newRestID()
+	if _, err := s.store.Create(ctx, store.NewTx{RestID: id, JSON: doc, Leased: true, Retry: t.Retry != nil,
+		Notification: t.Notification != nil}); err != nil {
+		return "", err
+	}
+	s.handOff(id)
+	return id, nil
+}
+
+func (e explodeInto) AddBody(ctx context.Context, id, from string) error {
+	return e.s.updateDoc(ctx, id, func(*tx.Tx) (store.Update, error) {
+		return store.Update{AddBlobs: []store.NewBlob{{ID: tx.TxBodyBlobID, ReuseTx: from, ReuseBlob: tx.TxBodyBlobID}}}, nil
+	})
+}
+
+// StoreAndForward turns on retries and notifications, in the document as in the columns.
+func (e explodeInto) StoreAndForward(ctx context.Context, id string) error {
+	return e.s.updateDoc(ctx, id, func(t *tx.Tx) (store.Update, error) {
+		if t.Retry == nil {
+			t.Retry = map[string]json.RawMessage{}
+		}
+		if t.Notification == nil {
+			t.Notification = map[string]json.RawMessage{}
+		}
+		doc, err := t.MarshalFor(tx.DB)
+		return store.Update{JSON: doc, Retry: true, Notification: true}, err
+	})
+}
+
+// Wait watches a recipient's transaction through the in-process notifier: it is leased
+// here, so every write to it is this process's.
+func (e explodeInto) Wait(ctx context.Context, id string, done func(*tx.Tx) bool) (*tx.Tx, error) {
+	s := e.s
+	for {
+		changed, release := s.hub.subscribe(id)
+		_, t, err := s.read(ctx, id)
+		if err != nil || done(t) {
+			release()
+			return t, err
+		}
+		select {
+		case <-changed:
+			release()
+		case <-ctx.Done():
+			release()
+			return t, ctx.Err()
+		}
+	}
+}
+
+func (e explodeInto) Cancel(ctx context.Context, id string) error {
+	_, err := e.s.store.Cancel(ctx, id)
+	return err
+}

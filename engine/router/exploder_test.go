@@ -1,0 +1,124 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/koukan/koukan/engine/tx"
+)
+
+// smtp drives a transaction the way the SMTP gateway does (reference §2.6): POST the sender,
+// PATCH each recipient, PUT the body, and wait for the data answer. It returns the final
+// downstream JSON.
+func smtp(t *testing.T, r *replica, sender string, rcpts []string, body string) map[string]any {
+	t.Helper()
+	loc := r.post(sender, `{"mail_from":{"m":"alice@example.com"}}`).header.Get("Location")
+	for i, rcpt := range rcpts {
+		for {
+			etag := do(t, "GET", loc, nil).header.Get("ETag")
+			res := do(t, "PATCH", loc, fmt.Sprintf(`{"rcpt_to":[{"m":%q}],"rcpt_to_list_offset":%d}`, rcpt, i),
+				"Content-Type", jsonType, "If-Match", etag)
+			if res.status == 200 {
+				break
+			}
+			if res.status != 412 {
+				t.Fatalf("PATCH rcpt %d: %d %s", i, res.status, res.body)
+			}
+		}
+	}
+	if res := do(t, "PUT", loc+"/body", body); res.status != 200 {
+		t.Fatalf("PUT: %d %s", res.status, res.body)
+	}
+	var got map[string]any
+	eventually(t, "data answered", func() bool {
+		got = do(t, "GET", loc, nil).json(t)
+		return got["data_response"] != nil
+	})
+	return got
+}
+
+func replyText(m map[string]any, field string) string {
+	r, _ := m[field].(map[string]any)
+	s, _ := r["message"].(string)
+	return s
+}
+
+// §11.2 8: two recipients fanned out and in; both delivered with the same answer.
+func TestExploderSameResponse(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		r := startReplicaWith(t, b, up.factory())
+		got := smtp(t, r, "ingress", []string{"bob1@example.com", "bob2@example.com"}, message)
+		if codes(got) != "250/[202 202]/203" || !strings.HasSuffix(replyText(got, "data_response"), "(exploder same response)") {
+			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		eventually(t, "both delivered", func() bool {
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			return len(up.bodies) == 2 && up.bodies[0] == message && up.bodies[1] == message
+		})
+	})
+}
+
+// On ingress a recipient's permanent failure is its own answer; the others still get the
+// message, and a lone accepted recipient's data answer is passed on verbatim.
+func TestExploderIngressReject(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		up.rejectRcpt = map[string]tx.Response{"nobody@example.com": {Code: 550, Message: "5.1.1 no such user"}}
+		r := startReplicaWith(t, b, up.factory())
+		got := smtp(t, r, "ingress", []string{"nobody@example.com", "bob@example.com"}, message)
+		if codes(got) != "250/[550 202]/203" || replyText(got, "data_response") != "ok" {
+			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+	})
+}
+
+// §11.2 9 and 10, submission: a temporary recipient failure is accepted for store-and-forward
+// and retried until delivered; mixed data answers are accepted for all, and the permanent
+// failure bounces.
+func TestExploderStoreAndForward(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		up.rcpt = func(attempt int) tx.Response {
+			if attempt == 1 {
+				return tx.Response{Code: 402, Message: "4.2.2 over quota, try later"}
+			}
+			return tx.Response{Code: 202, Message: "ok"}
+		}
+		r := startReplicaWith(t, b, up.factory())
+		got := smtp(t, r, "msa", []string{"later@example.com"}, message)
+		if codes(got) != "250/[250]/250" || replyText(got, "data_response") != "2.0.0 DATA ok (exploder store&forward)" {
+			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		eventually(t, "delivered on retry", func() bool {
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			return up.attempts["later@example.com"] == 2 && len(up.bodies) == 1
+		})
+
+		// Mixed: one accepted, one refused for good → 250 for the client, a bounce for the
+		// refused one.
+		up.mu.Lock()
+		up.rcpt = func(int) tx.Response { return tx.Response{Code: 202, Message: "ok"} }
+		up.refuseData = map[string]tx.Response{"bad@example.com": {Code: 550, Message: "5.7.1 content refused"}}
+		up.mu.Unlock()
+		got = smtp(t, r, "msa", []string{"good@example.com", "bad@example.com"}, message)
+		if codes(got) != "250/[202 202]/250" || replyText(got, "data_response") != "2.0.0 DATA ok (exploder store&forward)" {
+			t.Errorf("mixed: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			up.mu.Lock()
+			n := up.attempts["alice@example.com"]
+			up.mu.Unlock()
+			if n > 0 {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("no bounce for the refused recipient")
+	})
+}

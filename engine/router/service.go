@@ -1,0 +1,211 @@
+// Package router is the router's REST API over durable storage: transactions are created,
+// read (with hanging GETs that wake when a writer commits), extended, uploaded into and
+// cancelled here, and a replica's session is kept alive and its garbage collected.
+//
+// Every transaction a replica creates is leased to it; requests that reach another replica
+// are redirected to the owner (308). Client mistakes are 4xx with a JSON problem body
+// (problem.go); a 5xx means a fault of ours.
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/store"
+)
+
+// Service is one router replica's HTTP API, output handlers and background loops.
+type Service struct {
+	cfg   *config.Router
+	store store.Store
+	steps chain.Factory
+	hub   *hub
+	log   *slog.Logger
+	mux   *http.ServeMux
+	// maxWait caps a hanging GET (30 s, as the reference).
+	maxWait time.Duration
+
+	// ctx bounds the output handlers; Shutdown stops it and waits for them (work). spawn
+	// starts no goroutine once closing is set.
+	ctx     context.Context
+	stop    context.CancelFunc
+	work    sync.WaitGroup
+	workMu  sync.Mutex
+	closing bool
+}
+
+// New builds the service on an open store whose session URI is the config's. steps makes the
+// chain steps that output handlers run.
+func New(cfg *config.Router, st store.Store, steps chain.Factory, log *slog.Logger) *Service {
+	h := newHub()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{cfg: cfg, store: notifyingStore{st, h}, steps: steps, hub: h, log: log, mux: http.NewServeMux(),
+		maxWait: 30 * time.Second, ctx: ctx, stop: cancel}
+	for _, rt := range routes {
+		handle := rt.handle
+		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := handle(s, w, r); err != nil {
+				s.fail(w, r, err)
+			}
+		})
+	}
+	// Paths without methods tell a wrong method (405) from an unknown path (404).
+	paths := http.NewServeMux()
+	allowed := map[string][]string{}
+	for _, rt := range routes {
+		if allowed[rt.pattern] == nil {
+			paths.Handle(rt.pattern, http.NotFoundHandler())
+		}
+		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
+			s.fail(w, r, problem(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
+			return
+		}
+		s.fail(w, r, problem(http.StatusNotFound, "unknown_route", "no route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// route is one entry of the API; openapi.json documents exactly these.
+type route struct {
+	method, pattern string
+	handle          func(*Service, http.ResponseWriter, *http.Request) error
+}
+
+var routes = []route{
+	{"POST", "/senders/{sender}/transactions", (*Service).create},
+	{"GET", "/transactions/{tx}", (*Service).get},
+	{"PATCH", "/transactions/{tx}", (*Service).patch},
+	{"PUT", "/transactions/{tx}/body", (*Service).putBody},
+	{"PUT", "/transactions/{tx}/blob/{blob}", (*Service).putBlob},
+	{"POST", "/transactions/{tx}/cancel", (*Service).cancel},
+	{"GET", "/openapi.json", (*Service).openAPI},
+}
+
+// Handler is the HTTP API.
+func (s *Service) Handler() http.Handler { return s.mux }
+
+// Run keeps the session alive, reaps dead replicas' sessions and collects garbage until ctx
+// ends. It fails if the session is lost: another replica declared this one dead and may be
+// working its transactions, so it must stop.
+func (s *Service) Run(ctx context.Context) error {
+	refresh := s.cfg.Storage.SessionRefreshInterval
+	heartbeat := time.NewTicker(refresh)
+	defer heartbeat.Stop()
+	var gc <-chan time.Time
+	if s.cfg.Storage.GCInterval > 0 {
+		t := time.NewTicker(s.cfg.Storage.GCInterval)
+		defer t.Stop()
+		gc = t.C
+	}
+	if s.cfg.Global.Dequeue {
+		s.spawn(func() { s.dequeue(ctx) })
+	}
+	lastRefresh := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-heartbeat.C:
+			err := s.store.Refresh(ctx)
+			switch {
+			case errors.Is(err, store.ErrSessionLost):
+				return err
+			case err != nil && time.Since(lastRefresh) > 5*refresh:
+				return fmt.Errorf("storage session not refreshed for %v: %w", time.Since(lastRefresh).Round(time.Second), err)
+			case err != nil:
+				s.log.Warn("session refresh failed", "err", err)
+				continue
+			}
+			lastRefresh = time.Now()
+			if n, err := s.store.ReapSessions(ctx, 10*refresh); err != nil {
+				s.log.Warn("reaping dead sessions failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("released the leases of dead router sessions", "sessions", n)
+			}
+		case <-gc:
+			st, err := s.store.GC(ctx, s.cfg.Storage.GCTTL)
+			if err != nil {
+				s.log.Warn("garbage collection failed", "err", err)
+			} else if st != (store.GCStats{}) {
+				s.log.Info("garbage collected", "transactions", st.Transactions, "blobs", st.Blobs)
+			}
+		}
+	}
+}
+
+// dequeue starts an output handler for each transaction that is due (a retry, work a dead
+// replica left, an owed notification), as long as there are some, then looks again every
+// second.
+func (s *Service) dequeue(ctx context.Context) {
+	for ctx.Err() == nil && s.ctx.Err() == nil {
+		t, err := s.store.Dequeue(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("dequeue failed", "err", err)
+		}
+		if t != nil {
+			s.spawn(func() { s.deliver(t.RestID, t.NotificationOnly) })
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Shutdown stops the output handlers and releases hanging GETs so that the HTTP server can
+// drain; it returns once the handlers have stopped or ctx ends. Attempts cut short this way
+// are picked up again once the lease goes with the session.
+func (s *Service) Shutdown(ctx context.Context) {
+	s.workMu.Lock()
+	s.closing = true
+	s.workMu.Unlock()
+	s.stop()
+	s.hub.shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.work.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// spawn runs f in a goroutine that Shutdown waits for, unless the service is shutting down:
+// then a transaction is left for the dequeue of a later run.
+func (s *Service) spawn(f func()) {
+	s.workMu.Lock()
+	defer s.workMu.Unlock()
+	if s.closing {
+		return
+	}
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		f()
+	}()
+}
+
+// newRestID makes an unguessable transaction id of rest_id_entropy random bytes.
+func (s *Service) newRestID() string {
+	b := make([]byte, s.cfg.Global.RestIDEntropy)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
