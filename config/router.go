@@ -18,6 +18,8 @@ type Router struct {
 	RestEndpoints []RestEndpoint
 	Endpoints     []Endpoint
 	Modules       Modules
+	Scripts       Scripts
+	DNS           DNS
 	Logging       Logging
 }
 
@@ -135,6 +137,8 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 			BlobTxRefreshInterval:  10 * time.Second,
 			CacheTTL:               5 * time.Second,
 		},
+		Scripts: defaultScripts(),
+		DNS:     DNS{Timeout: 2 * time.Second},
 		Logging: defaultLogging,
 	}
 	g, l, s := &r.Global, &r.RestListener, &r.Storage
@@ -171,6 +175,8 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 			sub("recipient_router_policy", moduleMap(&r.Modules.RecipientRouterPolicy)),
 			sub("transaction_matcher", moduleMap(&r.Modules.TransactionMatcher)),
 		),
+		group("scripts", scriptsFields(&r.Scripts)...),
+		group("dns", dnsFields(&r.DNS)...),
 		sub("logging", func(d *decoder, p path, n *yaml.Node) { r.Logging = d.logging(p, n) }),
 	)
 	if l.ServiceURI == "" {
