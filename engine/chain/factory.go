@@ -34,3 +34,18 @@ func Build(f Factory, steps []config.Step) (*Chain, error) {
 	}
 	return New(out...), nil
 }
+
+// Either asks each factory in turn, until one makes the step or fails with an error other
+// than ErrUnknownStep: Go built-ins first, then Lua scripts.
+func Either(fs ...Factory) Factory {
+	return FactoryFunc(func(s *config.Step) (Step, error) {
+		var err error
+		for _, f := range fs {
+			var step Step
+			if step, err = f.NewStep(s); !errors.Is(err, ErrUnknownStep) {
+				return step, err
+			}
+		}
+		return nil, err
+	})
+}
