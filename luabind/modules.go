@@ -17,6 +17,10 @@ type Services struct {
 	Resolver Resolver
 }
 
+// extraModules are further koukan.<name> modules, each registered by the file that
+// implements it (in an init function).
+var extraModules = map[string]func(rt *Runtime, s *state) map[string]lua.LGFunction{}
+
 // newState builds a sandboxed state with the koukan module and the binding metatables.
 func (rt *Runtime) newState() *state {
 	s := &state{entries: map[*instance]lua.LValue{}}
@@ -54,6 +58,9 @@ func (rt *Runtime) newState() *state {
 		"dns": rt.dnsModule(s), "dkim": rt.dkimModule(s), "spf": rt.spfModule(s), "addr": addrModule(), "mime": rt.mimeModule(s),
 	} {
 		koukan.RawSetString(name, L.SetFuncs(L.NewTable(), funcs))
+	}
+	for name, make := range extraModules {
+		koukan.RawSetString(name, L.SetFuncs(L.NewTable(), make(rt, s)))
 	}
 	// print writes to the log, with the transaction it ran for.
 	printFn := L.NewFunction(func(L *lua.LState) int {
