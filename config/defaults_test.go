@@ -46,7 +46,7 @@ func TestRouterDefaults(t *testing.T) {
 		want       any
 	}{
 		{"global", "", func(r *Router) any { return r.Global },
-			RouterGlobal{Dequeue: true, Executor: RouterExecutors{Executor{10, 30 * time.Second}, Executor{10, 30 * time.Second}}, RestIDEntropy: 16}},
+			RouterGlobal{Dequeue: true, Executor: RouterExecutors{Executor{10, 30 * time.Second}, Executor{256, 30 * time.Second}}, RestIDEntropy: 16}},
 		{"yes and no as booleans, as PyYAML reads them", "global: {dequeue: no}", func(r *Router) any { return r.Global.Dequeue }, false},
 		{"rest_listener", "", func(r *Router) any { return r.RestListener },
 			RestListener{Listener: Listener{Addr: HostPort{"localhost", 8000}}, SessionURI: "http://localhost:8000", ServiceURI: "http://localhost:8000", ChunkSize: 1 << 20, MaxBodySize: 64 << 20}},

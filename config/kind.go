@@ -35,16 +35,19 @@ func DetectKind(data []byte) Kind {
 }
 
 // Check validates a config of the given kind, for linting: the same checks the servers run.
-func Check(kind Kind, name string, data []byte) (Warnings, error) {
-	var warns Warnings
-	var err error
+// It returns the router config (the router: section of a serve file; nil for a gateway's),
+// whose use of scripts the Lua runtime checks.
+func Check(kind Kind, name string, data []byte) (*Router, Warnings, error) {
 	switch kind {
 	case KindServe:
-		_, warns, err = ParseServe(name, data)
+		s, warns, err := ParseServe(name, data)
+		if s == nil {
+			return nil, warns, err
+		}
+		return s.Router, warns, err
 	case KindGateway:
-		_, warns, err = ParseGateway(name, data)
-	default:
-		_, warns, err = ParseRouter(name, data)
+		_, warns, err := ParseGateway(name, data)
+		return nil, warns, err
 	}
-	return warns, err
+	return ParseRouter(name, data)
 }

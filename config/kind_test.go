@@ -18,8 +18,12 @@ func TestDetectKind(t *testing.T) {
 		if got := DetectKind(data); got != want {
 			t.Errorf("DetectKind(%s) = %s, want %s", file, got, want)
 		}
-		if _, err := Check(want, file, data); err != nil {
+		r, _, err := Check(want, file, data)
+		if err != nil {
 			t.Errorf("Check(%s): %v", file, err)
+		}
+		if (r == nil) != (want == KindGateway) {
+			t.Errorf("Check(%s) gave router config %v", file, r != nil)
 		}
 	}
 	if got := DetectKind([]byte("a: [")); got != KindRouter {

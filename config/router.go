@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,14 +37,17 @@ type RouterGlobal struct {
 	RestIDEntropy int
 }
 
-// RouterExecutors bounds the router's worker pools (each 10 jobs, 30 s watchdog).
+// RouterExecutors bounds the router's work. Output.MaxInflight (256) bounds the attempts
+// the dequeue loop starts: a replica leases no more than it runs. Rest (10) and the
+// watchdogs are read for compatibility and not enforced: REST requests, hanging GETs
+// included, are goroutines, bounded by the listener.
 type RouterExecutors struct {
 	Rest, Output Executor
 }
 
 // Executor bounds a worker pool.
 type Executor struct {
-	// MaxInflight is the number of concurrent jobs; one more is refused at once.
+	// MaxInflight is the number of concurrent jobs.
 	MaxInflight int
 	// WatchdogTimeout is how long a job may run without reporting progress before the
 	// process counts it as hung.
@@ -126,8 +130,10 @@ func (d *decoder) router(p path, n *yaml.Node) *Router {
 func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 	r := &Router{
 		Global: RouterGlobal{
-			Dequeue:       true,
-			Executor:      RouterExecutors{Rest: Executor{10, 30 * time.Second}, Output: Executor{10, 30 * time.Second}},
+			Dequeue: true,
+			// The reference's pools were threads; output attempts here are goroutines that
+			// mostly wait on the network, so far more of them may run.
+			Executor:      RouterExecutors{Rest: Executor{10, 30 * time.Second}, Output: Executor{256, 30 * time.Second}},
 			RestIDEntropy: 16,
 		},
 		RestListener: RestListener{ChunkSize: mib, MaxBodySize: 64 * mib},
@@ -181,6 +187,9 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 	)
 	if l.ServiceURI == "" {
 		l.ServiceURI = l.SessionURI
+	}
+	if r.Scripts.Paths == nil {
+		r.Scripts.Paths = []string{filepath.Join(filepath.Dir(d.file), "scripts")}
 	}
 	d.validateRouter(p, r)
 	return r

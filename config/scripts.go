@@ -13,8 +13,8 @@ import (
 // extension: the reference loaded Python modules instead).
 type Scripts struct {
 	// Paths are directories searched in order for filters/, policies/ and matchers/; a
-	// relative path is relative to the config file's directory. The scripts shipped in the
-	// binary are searched last unless Builtin is false.
+	// relative path is relative to the config file's directory ("scripts" next to it by
+	// default). The scripts shipped in the binary are searched last unless Builtin is false.
 	Paths   []string
 	Builtin bool
 	// CallTimeout is the deadline of one call into a script (1 s).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -48,32 +49,47 @@ func (c *configChecker) CheckStep(s *config.Step) []config.Problem {
 		p := s.Router.Policy
 		script := v.lookup(lint.Policy, p.Name, c.modules.RecipientRouterPolicy)
 		if script == nil {
-			return []config.Problem{{Pos: p.Pos, Msg: fmt.Sprintf("no routing policy script policies/%s.lua%s", p.Name, c.known(lint.Policy))}}
+			return []config.Problem{{Pos: p.Pos, Msg: fmt.Sprintf("no routing policy script policies/%s.lua%s", p.Name, c.known(lint.Policy, p.Name))}}
 		}
-		return checkOptions(script, p.Pos, p.Options)
+		options := p.Options
+		if p.Destination != nil {
+			// The destination reaches the script as an option too.
+			options = maps.Clone(options)
+			if options == nil {
+				options = map[string]config.Value{}
+			}
+			options["destination"] = config.Value{Pos: p.Destination.Pos, KeyPos: p.Destination.Pos}
+		}
+		return checkOptions(script, p.Pos, options)
 	}
 	if s.Builtin() {
 		return nil
 	}
 	script := v.lookup(lint.Filter, s.Filter, c.modules.SyncFilter)
 	if script == nil {
-		return []config.Problem{{Pos: s.Pos, Msg: fmt.Sprintf("no script filters/%s.lua for filter %q%s", s.Filter, s.Filter, c.known(lint.Filter))}}
+		return []config.Problem{{Pos: s.Pos, Msg: fmt.Sprintf("no script filters/%s.lua for filter %q%s", s.Filter, s.Filter, c.known(lint.Filter, s.Filter))}}
 	}
 	return checkOptions(script, s.Pos, s.Options)
 }
 
-// known lists the scripts of a kind, for messages about a name that is not one.
-func (c *configChecker) known(kind lint.Kind) string {
+// known helps with a name that is no script of a kind: the nearest name, or the scripts
+// there are when they are few.
+func (c *configChecker) known(kind lint.Kind, name string) string {
 	var names []string
 	for _, s := range c.lib.Scripts() {
 		if s.Kind == kind {
 			names = append(names, s.Name)
 		}
 	}
-	if len(names) == 0 {
+	switch near := lint.Closest(name, names); {
+	case near != "":
+		return fmt.Sprintf(" (did you mean %q?)", near)
+	case len(names) == 0:
 		return fmt.Sprintf(" (there are no %s scripts)", kindDirs[kind])
+	case len(names) <= 8:
+		return " (" + kindDirs[kind] + ": " + strings.Join(names, ", ") + ")"
 	}
-	return " (" + kindDirs[kind] + ": " + strings.Join(names, ", ") + ")"
+	return ""
 }
 
 // checkOptions compares the options a step sets with those its script reads.
@@ -82,7 +98,11 @@ func checkOptions(s *Script, at config.Position, options map[string]config.Value
 	if !s.Info.OptionsDynamic {
 		for _, k := range sortedKeys(options) {
 			if _, ok := s.Info.Options[k]; !ok {
-				ps = append(ps, config.Problem{Pos: options[k].KeyPos, Msg: fmt.Sprintf("option %q is not used by %s%s", k, s.File, readList(s))})
+				hint := readList(s)
+				if near := lint.Closest(k, sortedKeys(s.Info.Options)); near != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", near)
+				}
+				ps = append(ps, config.Problem{Pos: options[k].KeyPos, Msg: fmt.Sprintf("option %q is not used by %s%s", k, s.File, hint)})
 			}
 		}
 	}
@@ -136,8 +156,8 @@ func smokeConfig(cfg *config.Router, lib *Library) Findings {
 			where := fmt.Sprintf("step %q at %s", s.Filter, s.Pos)
 			switch {
 			case s.Router != nil && s.Router.Policy != nil:
-				if p, err := rt.Policy(s.Router.Policy); err == nil {
-					fs = append(fs, smokePolicy(p, where)...)
+				if p, err := rt.policy(s.Router.Policy); err == nil {
+					fs = append(fs, smokePolicy(p, where, lint.Error)...)
 				}
 			case !s.Builtin():
 				if step, err := rt.NewStep(s); err == nil {
@@ -149,9 +169,9 @@ func smokeConfig(cfg *config.Router, lib *Library) Findings {
 	return fs
 }
 
-// Smoke runs every script of lib once, with no options, against a sample transaction.
-// Scripts that need options may fail that way, so failures are warnings; a configured
-// step's failure is an error (CheckConfig).
+// Smoke runs every script of lib once, with no options, against a sample transaction. A
+// failure is an error for a script that needs no options, and a warning for one that does,
+// which may fail for want of them; CheckConfig runs configured steps with their options.
 func Smoke(lib *Library) Findings {
 	rt := smokeRuntime(lib, config.Modules{})
 	defer rt.Close()
@@ -159,20 +179,41 @@ func Smoke(lib *Library) Findings {
 	for _, s := range lib.Scripts() {
 		v := rt.cur.Load()
 		in := &instance{script: s, name: s.Name}
+		sev := lint.Error
+		if needsOptions(s) {
+			sev = lint.Warning
+		}
 		switch s.Kind {
 		case lint.Filter:
-			fs = append(fs, smokeFilter(rt, &filterStep{rt: rt, v: v, in: in}, "with no options", lint.Warning)...)
+			fs = append(fs, smokeFilter(rt, &filterStep{rt: rt, v: v, in: in}, noOptions, sev)...)
 		case lint.Policy:
-			fs = append(fs, smokePolicy(&Policy{rt: rt, v: v, in: in}, "with no options")...)
+			fs = append(fs, smokePolicy(&Policy{rt: rt, v: v, in: in}, noOptions, sev)...)
 		case lint.Matcher:
 			m := &Matcher{rt: rt, v: v, in: in}
 			if _, err := m.Match(context.Background(), sampleTx(), 0); err != nil {
-				fs = append(fs, smokeFinding(s, "with no options", err, lint.Warning))
+				fs = append(fs, smokeFinding(s, noOptions, err, sev))
 			}
 		}
 	}
 	return fs
 }
+
+// needsOptions reports whether a script reads an option without a default, or its options
+// in ways the linter cannot follow.
+func needsOptions(s *Script) bool {
+	if s.Info.OptionsDynamic {
+		return true
+	}
+	for _, use := range s.Info.Options {
+		if !use.Guarded {
+			return true
+		}
+	}
+	return false
+}
+
+// noOptions is how findings of a smoke run without options say so.
+const noOptions = "with no options"
 
 // sampleTx is the transaction of a smoke run: an SMTP client with one recipient.
 func sampleTx() *tx.Tx {
@@ -234,15 +275,20 @@ func smokeFilter(rt *Runtime, step *filterStep, where string, sev lint.Severity)
 	return Findings{smokeFinding(step.in.script, where, s.err, sev)}
 }
 
-func smokePolicy(p *Policy, where string) Findings {
+func smokePolicy(p *Policy, where string, sev lint.Severity) Findings {
 	if _, err := p.Route(context.Background(), sampleTx(), 0); err != nil {
-		return Findings{smokeFinding(p.in.script, where, err, lint.Error)}
+		return Findings{smokeFinding(p.in.script, where, err, sev)}
 	}
 	return nil
 }
 
-// smokeFinding places a smoke run's failure at the script line Lua reported, if any.
+// smokeFinding places a smoke run's failure at the script line Lua reported, if any. A
+// script's setup failing without options, as a script that checks its options does, is a
+// warning whatever sev says: a configured step's run (CheckConfig) tells.
 func smokeFinding(s *Script, where string, err error, sev lint.Severity) lint.Finding {
+	if se, ok := err.(*ScriptError); ok && se.Setup && where == noOptions {
+		sev = lint.Warning
+	}
 	f := lint.Finding{File: s.File, Line: 1, Col: 1, Severity: sev}
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, s.File+":"); ok {

@@ -23,7 +23,7 @@ var extraModules = map[string]func(rt *Runtime, s *state) map[string]lua.LGFunct
 
 // newState builds a sandboxed state with the koukan module and the binding metatables.
 func (rt *Runtime) newState() *state {
-	s := &state{entries: map[*instance]lua.LValue{}}
+	s := &state{entries: map[*instance]lua.LValue{}, matchers: map[matcherKey]*lua.LFunction{}}
 	L, globals := newSandbox()
 	s.L = L
 	koukan := L.NewTable()

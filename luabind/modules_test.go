@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/dns"
 	"github.com/koukan/koukan/engine/dns/dnstest"
 )
@@ -84,5 +85,28 @@ return M
 	check("data", `{"date":"Thu, 01 Jan 1970 00:00:00 +0000","dkim":"pass","from":"Alice","n":1,"parsed":true}`)
 	if b := string(up.Bodies[0]); !strings.HasPrefix(b, "DKIM-Signature: ") || !strings.Contains(b, "d=example.com") {
 		t.Errorf("the message went on unsigned: %q", up.Bodies[0])
+	}
+}
+
+// A filter evaluates matchers by name, with options of its own.
+func TestMatcherFromAFilter(t *testing.T) {
+	dir := scripts(t, map[string]string{
+		"matchers/domain_is.lua": "local opts = ...\nreturn function(tx, rcpt)\n  if rcpt == nil then return nil end\n  return rcpt.address:match(\"@(.*)$\") == opts.domain\nend\n",
+		"filters/gate.lua": `local opts = ...
+local M = {}
+function M.rcpt(tx, rcpt)
+  local m = assert(koukan.matcher.new("domain_is", opts.match))
+  if m(tx, rcpt) then return koukan.reject(550, "5.7.1", "blocked") end
+  local none, why = koukan.matcher.new("missing", {})
+  if none ~= nil or not why:match("no matcher script") then error("missing matcher: " .. tostring(why)) end
+end
+return M
+`})
+	rt := newRuntime(t, dir)
+	s := step(t, rt, "gate", map[string]any{"match": map[string]config.Value{"domain": {Data: "bad.example"}}})
+	tr := txTo("a@good.example", "b@bad.example")
+	runChain(t, tr, "x", s)
+	if tr.RcptResponse[0].Code != 250 || tr.RcptResponse[1].String() != "550 5.7.1 blocked" {
+		t.Errorf("responses %v", tr.RcptResponse)
 	}
 }

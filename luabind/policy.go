@@ -7,6 +7,7 @@ import (
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/routing"
 	"github.com/koukan/koukan/engine/tx"
 	"github.com/koukan/koukan/luabind/lint"
 	lua "github.com/yuin/gopher-lua"
@@ -20,38 +21,31 @@ type Policy struct {
 	in *instance
 }
 
-// Decision is a policy's answer for one recipient. Both nil means "not mine": the next
-// router step is asked.
-type Decision struct {
-	// Destination routes the recipient: RestEndpoint, Hosts and Options as the script set
-	// them (each may be empty).
-	Destination *Destination
-	// Response answers the recipient instead, e.g. 550 5.1.1 no such user.
-	Response *tx.Response
-}
-
-// Destination is where a policy sends a recipient.
-type Destination struct {
-	RestEndpoint string
-	Hosts        []tx.HostPort
-	Options      map[string]any
-}
-
 // Policy makes the policy that p configures, or wraps chain.ErrUnknownStep if no script
 // policies/<name>.lua exists.
-func (rt *Runtime) Policy(p *config.Policy) (*Policy, error) {
+func (rt *Runtime) Policy(p *config.Policy) (routing.Policy, error) {
+	return rt.policy(p)
+}
+
+// policy makes the policy p configures. The script gets p's destination as
+// opts.destination ({endpoint, host_list, options}), to return for what it claims.
+func (rt *Runtime) policy(p *config.Policy) (*Policy, error) {
 	v := rt.cur.Load()
 	script := v.lookup(lint.Policy, p.Name, rt.opts.Modules.RecipientRouterPolicy)
 	if script == nil {
 		return nil, fmt.Errorf("%w: no script policies/%s.lua", chain.ErrUnknownStep, p.Name)
 	}
-	return &Policy{rt: rt, v: v, in: v.instance(p, script, p.Name, p.Options)}, nil
+	var extra map[string]any
+	if d := routing.Config(p.Destination); d != nil {
+		extra = map[string]any{"destination": destinationToPlain(d)}
+	}
+	return &Policy{rt: rt, v: v, in: v.instance(p, script, p.Name, p.Options, extra)}, nil
 }
 
 // Route asks the policy about recipient i (0-based) of t. A failing script is a
 // *ScriptError; the caller answers the recipient with TempFail.
-func (p *Policy) Route(ctx context.Context, t *tx.Tx, i int) (Decision, error) {
-	var d Decision
+func (p *Policy) Route(ctx context.Context, t *tx.Tx, i int) (routing.Decision, error) {
+	var d routing.Decision
 	c := &call{script: p.in.script, step: p.in.name, txID: t.RestID}
 	err := p.rt.run(ctx, p.v, c, func(s *state) error {
 		fn, err := s.function(p.in)
@@ -70,7 +64,7 @@ func (p *Policy) Route(ctx context.Context, t *tx.Tx, i int) (Decision, error) {
 			if err != nil {
 				return &ScriptError{Script: p.in.script.File, Message: fmt.Sprintf("%s: bad destination: %v", p.in.script.File, err)}
 			}
-			d.Destination = &Destination{RestEndpoint: dest.restEndpoint, Hosts: dest.hosts, Options: dest.options}
+			d.Destination = &routing.Destination{Endpoint: dest.endpoint, URL: dest.restEndpoint, Hosts: dest.hosts, Options: dest.options}
 		default:
 			r, ok := toResponse(ret)
 			if !ok {
@@ -110,7 +104,7 @@ func (rt *Runtime) Matcher(key any, name string, options map[string]config.Value
 	if script == nil {
 		return nil, fmt.Errorf("%w: no script matchers/%s.lua", chain.ErrUnknownStep, name)
 	}
-	return &Matcher{rt: rt, v: v, in: v.instance(key, script, name, options)}, nil
+	return &Matcher{rt: rt, v: v, in: v.instance(key, script, name, options, nil)}, nil
 }
 
 // Match asks the matcher about t, or about its recipient i when i >= 0.
@@ -164,4 +158,23 @@ func (s *state) function(in *instance) (*lua.LFunction, error) {
 func IsScriptError(err error) bool {
 	var se *ScriptError
 	return errors.As(err, &se)
+}
+
+// destinationToPlain is a destination as a script's option: plain values.
+func destinationToPlain(d *routing.Destination) map[string]any {
+	m := map[string]any{}
+	if d.Endpoint != "" {
+		m["endpoint"] = d.Endpoint
+	}
+	if len(d.Hosts) > 0 {
+		hosts := make([]any, len(d.Hosts))
+		for i, h := range d.Hosts {
+			hosts[i] = map[string]any{"host": h.Host, "port": h.Port}
+		}
+		m["host_list"] = hosts
+	}
+	if len(d.Options) > 0 {
+		m["options"] = d.Options
+	}
+	return m
 }

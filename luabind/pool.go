@@ -17,7 +17,9 @@ type state struct {
 	// entries are what each configured step's chunk returned on this state (its hooks or
 	// its function), made on first use: a script's top level runs once per state.
 	entries map[*instance]lua.LValue
-	uses    int
+	// matchers are the matcher functions koukan.matcher.new made, likewise.
+	matchers map[matcherKey]*lua.LFunction
+	uses     int
 	// gen is the version whose instances entries holds.
 	gen int64
 	// call is what the running call is about, for the log and the bindings.
@@ -94,6 +96,9 @@ type ScriptError struct {
 	Script  string
 	Message string // with script:line where Lua knows it
 	Timeout bool
+	// Setup is set when the script's top level failed, as it does when it checks its
+	// options, rather than a hook.
+	Setup bool
 }
 
 func (e *ScriptError) Error() string {

@@ -87,16 +87,19 @@ func makeResponse(s *state, class int) lua.LGFunction {
 	}
 }
 
-// destination is where a script routes a transaction.
+// destination is where a script routes a transaction: a rest_endpoint of the config by
+// name, or a URL.
 type destination struct {
+	endpoint     string
 	restEndpoint string
 	hosts        []tx.HostPort
 	options      map[string]any
 }
 
-// destinationFromLua reads {rest_endpoint=..., remote_hosts={"host:port" or {host, port}},
-// options={...}}.
+// destinationFromLua reads {endpoint=name or rest_endpoint=URL, remote_hosts={"host:port"
+// or {host, port}} (or host_list={{host=, port=}}, as in the config), options={...}}.
 func destinationFromLua(t *lua.LTable) (*destination, error) {
+	t = unproxy(t)
 	d := &destination{}
 	var err error
 	t.ForEach(func(k, v lua.LValue) {
@@ -104,13 +107,17 @@ func destinationFromLua(t *lua.LTable) (*destination, error) {
 			return
 		}
 		switch k.String() {
-		case "rest_endpoint":
+		case "endpoint", "rest_endpoint":
 			s, ok := v.(lua.LString)
 			if !ok {
-				err = fmt.Errorf("rest_endpoint must be a string")
+				err = fmt.Errorf("%s must be a string", k.String())
 			}
-			d.restEndpoint = string(s)
-		case "remote_hosts":
+			if k.String() == "endpoint" {
+				d.endpoint = string(s)
+			} else {
+				d.restEndpoint = string(s)
+			}
+		case "remote_hosts", "host_list":
 			d.hosts, err = hostsFromLua(v)
 		case "options":
 			var o any
@@ -121,7 +128,7 @@ func destinationFromLua(t *lua.LTable) (*destination, error) {
 				}
 			}
 		default:
-			err = fmt.Errorf("unknown destination key %q (keys are rest_endpoint, remote_hosts, options)", k.String())
+			err = fmt.Errorf("unknown destination key %q (keys are endpoint, rest_endpoint, remote_hosts, host_list, options)", k.String())
 		}
 	})
 	return d, err
@@ -132,7 +139,8 @@ func hostsFromLua(v lua.LValue) ([]tx.HostPort, error) {
 	if !ok {
 		return nil, fmt.Errorf("remote_hosts must be a list")
 	}
-	var out []tx.HostPort
+	t = unproxy(t)
+	out := []tx.HostPort{} // not nil: an empty list clears the hosts
 	for i := 1; i <= t.Len(); i++ {
 		item := t.RawGetInt(i)
 		var hp tx.HostPort
@@ -148,10 +156,15 @@ func hostsFromLua(v lua.LValue) ([]tx.HostPort, error) {
 			}
 			hp = tx.HostPort{Host: host, Port: p}
 		case *lua.LTable:
+			item = unproxy(item)
 			host, hok := item.RawGetInt(1).(lua.LString)
 			port, pok := item.RawGetInt(2).(lua.LNumber)
+			if !hok {
+				host, hok = item.RawGetString("host").(lua.LString)
+				port, pok = item.RawGetString("port").(lua.LNumber)
+			}
 			if !hok || !pok || port < 1 || port > 65535 {
-				return nil, fmt.Errorf("remote_hosts[%d]: expected {host, port}", i)
+				return nil, fmt.Errorf("remote_hosts[%d]: expected {host, port} or {host=, port=}", i)
 			}
 			hp = tx.HostPort{Host: string(host), Port: int(port)}
 		default:

@@ -108,13 +108,18 @@ type instance struct {
 	options map[string]any
 }
 
-func (v *version) instance(key any, s *Script, name string, options map[string]config.Value) *instance {
+// instance is the use of s that key configures, made once; extra are options besides
+// those written under the step (a policy's destination).
+func (v *version) instance(key any, s *Script, name string, options map[string]config.Value, extra map[string]any) *instance {
 	if in, ok := v.instances.Load(key); ok {
 		return in.(*instance)
 	}
-	plain := make(map[string]any, len(options))
+	plain := make(map[string]any, len(options)+len(extra))
 	for k, val := range options {
 		plain[k] = val.Plain()
+	}
+	for k, val := range extra {
+		plain[k] = val
 	}
 	in, _ := v.instances.LoadOrStore(key, &instance{script: s, name: name, options: plain})
 	return in.(*instance)
@@ -224,12 +229,13 @@ func (rt *Runtime) NewStep(s *config.Step) (chain.Step, error) {
 	if script == nil {
 		return nil, fmt.Errorf("%w: no script filters/%s.lua", chain.ErrUnknownStep, s.Filter)
 	}
-	return &filterStep{rt: rt, v: v, in: v.instance(s, script, s.Filter, s.Options)}, nil
+	return &filterStep{rt: rt, v: v, in: v.instance(s, script, s.Filter, s.Options, nil)}, nil
 }
 
 // call is what one call into a script is about.
 type call struct {
 	ctx    context.Context
+	v      *version
 	script *Script
 	step   string
 	txID   string
@@ -248,11 +254,12 @@ func (rt *Runtime) run(ctx context.Context, v *version, c *call, f func(s *state
 	defer rt.pool.put(s)
 	if s.gen != v.gen {
 		clear(s.entries)
+		clear(s.matchers)
 		s.gen = v.gen
 	}
 	cctx, cancel := context.WithTimeout(ctx, rt.opts.CallTimeout)
 	defer cancel()
-	c.ctx = cctx
+	c.ctx, c.v = cctx, v
 	s.call = c
 	s.L.SetContext(cctx)
 	defer s.L.RemoveContext()
@@ -279,6 +286,9 @@ func (s *state) entry(in *instance) (lua.LValue, error) {
 	fn := s.L.NewFunctionFromProto(in.script.proto)
 	fn.Env = s.env
 	ret, err := s.invoke(s.call.ctx, in.script.File, fn, toLua(s.L, in.options, true))
+	if se, ok := err.(*ScriptError); ok {
+		se.Setup = true
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,92 +1,211 @@
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/luabind"
+	"github.com/koukan/koukan/luabind/lint"
 )
 
 var checkCmd = &command{
 	name:    "check",
-	summary: "lint configs (and, once the Lua runtime lands, scripts): file:line:col per finding",
-	usage:   "PATH...",
-	help: `Checks router, gateway and all-in-one config files with the same validation the servers
-run at startup and prints one "file:line:col: message" line per finding. A directory is
-searched for *.yaml and *.yml files. Exit status: 0 clean, 1 errors found, 2 usage error
-or a file check cannot handle yet (Lua scripts: the Lua runtime is being built).`,
+	summary: "lint configs and Lua scripts: file:line:col per finding",
+	usage:   "[--strict] [--format text|json] PATH...",
+	help: `Checks router, gateway and all-in-one config files and Lua scripts with the same
+compile and validation path the servers run, and prints one "file:line:col: message" line
+per finding.
+
+A directory is searched for configs (*.yaml, *.yml) and for script directories (those
+with filters/, policies/ or matchers/ in them); a .lua file stands for its script
+directory. Scripts are checked for syntax errors, undefined globals, unknown hook names,
+wrong return shapes, then smoke-run against a sample transaction in the sandbox. A router
+config is checked together with the scripts it would load (scripts.paths): chain steps that
+name no script, options a script never reads, and options a script needs that the step
+does not set; each configured step is smoke-run with its options.
+
+Exit status: 0 clean (warnings allowed unless --strict), 1 errors found, 2 usage error.`,
 	flags: func(fs *flag.FlagSet, out *output) func() int {
 		strict := fs.Bool("strict", false, "treat warnings (such as keys the reference ignored) as errors")
+		format := fs.String("format", "text", "output `format`: text, or json for editors and CI")
 		return func() int {
 			if fs.NArg() == 0 {
-				fmt.Fprintln(out.stderr, "koukan check: name at least one config file or directory")
+				fmt.Fprintln(out.stderr, "koukan check: name at least one config file, script or directory")
 				return 2
 			}
-			return out.check(fs.Args(), *strict)
+			if *format != "text" && *format != "json" {
+				fmt.Fprintf(out.stderr, "koukan check: unknown format %q (text or json)\n", *format)
+				return 2
+			}
+			return out.check(fs.Args(), *strict, *format)
 		}
 	},
 }
 
-func (o *output) check(paths []string, strict bool) int {
-	status := 0
-	worse := func(s int) { status = max(status, s) }
+// finding is one line of check output.
+type finding struct {
+	File     string `json:"file"`
+	Line     int    `json:"line,omitempty"`
+	Col      int    `json:"col,omitempty"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+}
+
+func (f finding) String() string {
+	pos := config.Position{File: f.File, Line: f.Line, Column: f.Col}.String()
+	if f.Severity == "warning" {
+		return pos + ": warning: " + f.Message
+	}
+	return pos + ": " + f.Message
+}
+
+type checker struct {
+	findings []finding
+	usage    bool // a usage error: exit 2
+}
+
+func (c *checker) add(file string, line, col int, warning bool, msg string) {
+	sev := "error"
+	if warning {
+		sev = "warning"
+	}
+	c.findings = append(c.findings, finding{file, line, col, sev, msg})
+}
+
+func (c *checker) addLint(fs luabind.Findings) {
+	for _, f := range fs {
+		c.add(f.File, f.Line, f.Col, f.Severity == lint.Warning, strings.TrimPrefix(f.Message, "warning: "))
+	}
+}
+
+func (o *output) check(paths []string, strict bool, format string) int {
+	c := &checker{}
+	var configs, scriptDirs []string
 	for _, p := range paths {
-		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			switch ext := strings.ToLower(filepath.Ext(path)); {
-			case ext == ".yaml" || ext == ".yml":
-				worse(o.checkConfig(path, strict))
-			case ext == ".lua":
-				fmt.Fprintf(o.stderr, "%s: not checked: Lua linting is not built yet\n", path)
-				worse(2)
-			case path == p:
-				fmt.Fprintf(o.stderr, "%s: not a config (.yaml, .yml) or script (.lua)\n", path)
-				worse(2)
-			}
-			return nil
-		})
-		if err != nil {
-			fmt.Fprintf(o.stderr, "koukan check: %v\n", err)
-			worse(2)
+		configs, scriptDirs = c.collect(p, configs, scriptDirs, o)
+	}
+	// Scripts a config loads are checked with the config's options; the others alone.
+	checked := map[string]bool{}
+	for _, path := range configs {
+		for _, dir := range c.checkConfig(path) {
+			checked[filepath.Clean(dir)] = true
 		}
+	}
+	for _, dir := range scriptDirs {
+		if checked[filepath.Clean(dir)] {
+			continue
+		}
+		lib, fs := luabind.Load([]luabind.Source{{Name: dir, FS: os.DirFS(dir)}})
+		c.addLint(fs)
+		if lib != nil {
+			c.addLint(luabind.Smoke(lib))
+		}
+	}
+	// A script reached both directly and through a config is reported once.
+	slices.SortStableFunc(c.findings, func(a, b finding) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Message, b.Message))
+	})
+	c.findings = slices.Compact(c.findings)
+	status := 0
+	for _, f := range c.findings {
+		if f.Severity == "error" || strict {
+			status = 1
+		}
+	}
+	if format == "json" {
+		enc := json.NewEncoder(o.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(append([]finding{}, c.findings...))
+	} else {
+		for _, f := range c.findings {
+			fmt.Fprintln(o.stdout, f)
+		}
+	}
+	if c.usage {
+		return 2
 	}
 	return status
 }
 
-// checkConfig prints the findings for one config file and returns its exit status.
-func (o *output) checkConfig(path string, strict bool) int {
+// scriptKinds are the directories that make their parent a script directory.
+var scriptKinds = []string{"filters", "policies", "matchers"}
+
+// collect sorts what path holds into config files and script directories.
+func (c *checker) collect(path string, configs, scriptDirs []string, o *output) ([]string, []string) {
+	addDir := func(dir string) {
+		if !slices.Contains(scriptDirs, dir) {
+			scriptDirs = append(scriptDirs, dir)
+		}
+	}
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if slices.Contains(scriptKinds, d.Name()) {
+				addDir(filepath.Dir(p))
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch ext := strings.ToLower(filepath.Ext(p)); {
+		case ext == ".yaml" || ext == ".yml":
+			configs = append(configs, p)
+		case ext == ".lua" && slices.Contains(scriptKinds, filepath.Base(filepath.Dir(p))):
+			addDir(filepath.Dir(filepath.Dir(p)))
+		case ext == ".lua":
+			c.add(p, 0, 0, false, "a script must be in a filters/, policies/ or matchers/ directory")
+		case p == path:
+			fmt.Fprintf(o.stderr, "%s: not a config (.yaml, .yml) or script (.lua)\n", p)
+			c.usage = true
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(o.stderr, "koukan check: %v\n", err)
+		c.usage = true
+	}
+	return configs, scriptDirs
+}
+
+// checkConfig checks one config file and, for a router, the scripts it would load, whose
+// directories it returns.
+func (c *checker) checkConfig(path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(o.stderr, "%s: %v\n", path, err)
-		return 1
+		c.add(path, 0, 0, false, err.Error())
+		return nil
 	}
-	warns, err := config.Check(config.DetectKind(data), path, data)
+	cfg, warns, err := config.Check(config.DetectKind(data), path, data)
 	for _, w := range warns {
-		fmt.Fprintf(o.stdout, "%s: warning: %s\n", w.Pos, w.Msg)
+		c.add(w.Pos.File, w.Pos.Line, w.Pos.Column, true, w.Msg)
 	}
 	var problems config.Errors
-	if errors.As(err, &problems) {
+	switch {
+	case errors.As(err, &problems):
 		for _, p := range problems {
-			fmt.Fprintln(o.stdout, p)
+			c.add(p.Pos.File, p.Pos.Line, p.Pos.Column, false, p.Msg)
 		}
-		return 1
+		return nil
+	case err != nil:
+		c.add(path, 0, 0, false, err.Error())
+		return nil
+	case cfg == nil:
+		return nil
 	}
-	if err != nil {
-		fmt.Fprintf(o.stdout, "%s: %v\n", path, err)
-		return 1
+	lib, fs := luabind.Load(scriptSources(cfg.Scripts))
+	c.addLint(fs)
+	if lib != nil {
+		c.addLint(luabind.CheckConfig(cfg, lib))
 	}
-	if strict && len(warns) > 0 {
-		return 1
-	}
-	return 0
+	return cfg.Scripts.Paths
 }

@@ -64,8 +64,13 @@ func TestCheck(t *testing.T) {
 	}
 	lua := filepath.Join(dir, "x.lua")
 	os.WriteFile(lua, []byte("return {}"), 0o644)
-	if code, _, errOut := runCapture("check", lua); code != 2 || !strings.Contains(errOut, "not built yet") {
-		t.Errorf("check lua: exit %d %q", code, errOut)
+	if code, out, _ := runCapture("check", lua); code != 1 || !strings.Contains(out, "filters/, policies/ or matchers/") {
+		t.Errorf("check a script outside a script directory: exit %d %q", code, out)
+	}
+	os.Mkdir(filepath.Join(dir, "filters"), 0o755)
+	os.Rename(lua, filepath.Join(dir, "filters", "x.lua"))
+	if code, out, _ := runCapture("check", filepath.Join(dir, "filters", "x.lua")); code != 0 || out != "" {
+		t.Errorf("check a clean script: exit %d %q", code, out)
 	}
 	if code, _, _ := runCapture("check"); code != 2 {
 		t.Errorf("check without paths: exit %d", code)

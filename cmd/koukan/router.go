@@ -16,6 +16,7 @@ import (
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/builtin"
+	"github.com/koukan/koukan/engine/chain"
 	"github.com/koukan/koukan/engine/router"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/store/backends"
@@ -31,7 +32,9 @@ reference format (see config/testdata/good/router.yaml). SIGINT or SIGTERM shuts
 cleanly, releasing its leases.
 
 Transactions are handed to their sender's output chain at once and retried per its
-retry_params. Chain steps that are not built yet fail the attempt with a temporary error.`,
+retry_params. Chain steps other than the Go built-ins are Lua scripts, searched in
+scripts.paths (default: scripts/ next to the config); they are reloaded when they change
+or on SIGHUP, and GET /admin/scripts shows the loaded version.`,
 	flags: func(fs *flag.FlagSet, out *output) func() int {
 		path := fs.String("config", "router.yaml", "router config `file`")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -60,14 +63,20 @@ func (o *output) runRouter(path, logFormat string) int {
 		return 1
 	}
 	defer st.Close()
-	svc := router.New(cfg, st, builtin.New(), log)
+	scripts, err := startScripts(ctx, cfg, log)
+	if err != nil {
+		log.Error("loading scripts", "err", err)
+		return 1
+	}
+	defer scripts.Close()
+	svc := router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
 	addr := net.JoinHostPort(cfg.RestListener.Addr.Host, strconv.Itoa(cfg.RestListener.Addr.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error("listening", "addr", addr, "err", err)
 		return 1
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: withScriptAdmin(svc.Handler(), scripts), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() {
 		if cfg.RestListener.Cert != "" {

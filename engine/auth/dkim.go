@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -34,6 +35,12 @@ var defaultSignedFields = []string{
 	"List-Id", "List-Help", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe",
 	"List-Post", "List-Owner", "List-Archive",
 }
+
+// copyBuffers hold the pieces SignAll feeds the signers.
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 64<<10)
+	return &b
+}}
 
 // maxSignatures bounds the work one message can cause: each signature costs
 // a DNS query and a pass over the body. Further signatures are reported as
@@ -60,13 +67,18 @@ type SignOptions struct {
 	// time.Now itself, so tests that need a fixed t= run in a
 	// testing/synctest bubble.
 	Now func() time.Time
+	// Canonicalization is c=: "header/body", each "relaxed" or "simple".
+	// A single word names the header canonicalization, the body's being
+	// simple, as RFC 6376 §3.5 reads c=. "" means relaxed/relaxed.
+	Canonicalization string
 }
 
 // Signer signs messages with fixed options; NewSigner validates them once
 // so that a bad configuration shows up when it is loaded rather than on
 // the first message.
 type Signer struct {
-	o SignOptions
+	o                      SignOptions
+	headerCanon, bodyCanon dkim.Canonicalization
 }
 
 // NewSigner checks o and returns a Signer using it.
@@ -103,7 +115,29 @@ func NewSigner(o SignOptions) (*Signer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Signer{o: o}, nil
+	hc, bc, err := parseCanonicalization(o.Canonicalization)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{o: o, headerCanon: hc, bodyCanon: bc}, nil
+}
+
+// parseCanonicalization reads a c= value; "" is relaxed/relaxed, which
+// survives the whitespace and folding changes relays commonly make.
+func parseCanonicalization(c string) (header, body dkim.Canonicalization, err error) {
+	if c == "" {
+		return dkim.CanonicalizationRelaxed, dkim.CanonicalizationRelaxed, nil
+	}
+	h, b, found := strings.Cut(strings.ToLower(strings.TrimSpace(c)), "/")
+	if !found {
+		b = string(dkim.CanonicalizationSimple)
+	}
+	for _, v := range []string{h, b} {
+		if v != string(dkim.CanonicalizationSimple) && v != string(dkim.CanonicalizationRelaxed) {
+			return "", "", fmt.Errorf("dkim: canonicalization %q: want relaxed or simple, as in \"relaxed/simple\"", c)
+		}
+	}
+	return dkim.Canonicalization(h), dkim.Canonicalization(b), nil
 }
 
 func hasFrom(keys []string) bool {
@@ -130,42 +164,96 @@ func Sign(r io.Reader, o SignOptions) (string, error) {
 // it. Only the header section is held in memory; the body is streamed
 // through the hash.
 func (s *Signer) Sign(r io.Reader) (string, error) {
+	sigs, err := SignAll(r, s)
+	if err != nil {
+		return "", err
+	}
+	return sigs[0], nil
+}
+
+// SignAll reads the message r once and signs it with each of signers (for
+// example an RSA and an Ed25519 key, or the keys of several domains). It
+// returns the DKIM-Signature fields in the order of signers; each covers
+// the message as r has it, none the others, so they may be prepended in
+// any order.
+func SignAll(r io.Reader, signers ...*Signer) ([]string, error) {
+	if len(signers) == 0 {
+		return nil, errors.New("dkim: no signers")
+	}
 	br := bufio.NewReader(r)
 	head, fields, err := readHeader(br)
 	if err != nil {
-		return "", fmt.Errorf("dkim: reading header: %w", err)
+		return nil, fmt.Errorf("dkim: reading header: %w", err)
 	}
-	keys := s.o.HeaderKeys
-	if keys == nil {
-		if keys = defaultKeys(fields); keys == nil {
-			return "", errors.New("dkim: message has no From field")
+	var defaults []string
+	dss := make([]*dkim.Signer, 0, len(signers))
+	closeAll := func() {
+		for _, ds := range dss {
+			ds.Close()
 		}
 	}
-	opts := &dkim.SignOptions{
-		Domain:   s.o.Domain,
-		Selector: s.o.Selector,
-		Signer:   s.o.Key,
-		// relaxed/relaxed survives the whitespace and folding changes
-		// relays commonly make.
-		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-		HeaderKeys:             keys,
+	for _, s := range signers {
+		keys := s.o.HeaderKeys
+		if keys == nil {
+			if defaults == nil {
+				if defaults = defaultKeys(fields); defaults == nil {
+					closeAll()
+					return nil, errors.New("dkim: message has no From field")
+				}
+			}
+			keys = defaults
+		}
+		opts := &dkim.SignOptions{
+			Domain:                 s.o.Domain,
+			Selector:               s.o.Selector,
+			Signer:                 s.o.Key,
+			HeaderCanonicalization: s.headerCanon,
+			BodyCanonicalization:   s.bodyCanon,
+			HeaderKeys:             keys,
+		}
+		if s.o.Expiration > 0 {
+			opts.Expiration = s.o.Now().Add(s.o.Expiration)
+		}
+		ds, err := dkim.NewSigner(opts)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		dss = append(dss, ds)
 	}
-	if s.o.Expiration > 0 {
-		opts.Expiration = s.o.Now().Add(s.o.Expiration)
+	var w io.Writer = dss[0]
+	if len(dss) > 1 {
+		ws := make([]io.Writer, len(dss))
+		for i, ds := range dss {
+			ws[i] = ds
+		}
+		w = io.MultiWriter(ws...)
 	}
-	ds, err := dkim.NewSigner(opts)
+	// The header, then the body in large pieces: go-msgauth hashes behind
+	// an io.Pipe, where every write is a hand-over between goroutines.
+	_, err = w.Write(head)
+	if err == nil {
+		buf := copyBuffers.Get().(*[]byte)
+		_, err = io.CopyBuffer(w, struct{ io.Reader }{br}, *buf)
+		copyBuffers.Put(buf)
+	}
 	if err != nil {
-		return "", err
+		closeAll()
+		return nil, err
 	}
-	if _, err := io.Copy(ds, io.MultiReader(bytes.NewReader(head), br)); err != nil {
-		ds.Close()
-		return "", err
+	sigs := make([]string, len(dss))
+	var errs []error
+	for i, ds := range dss {
+		if err := ds.Close(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sigs[i] = ds.Signature()
 	}
-	if err := ds.Close(); err != nil {
-		return "", err
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
-	return ds.Signature(), nil
+	return sigs, nil
 }
 
 // defaultKeys returns the h= list for a message with these fields: each
@@ -210,15 +298,27 @@ type DKIMResult struct {
 // than "not found" count as temporary. The error return is for failures to
 // read the message, not for bad signatures.
 func Verify(ctx context.Context, r io.Reader, lookupTXT func(ctx context.Context, name string) ([]string, error)) ([]DKIMResult, error) {
+	results, _, err := VerifyTags(ctx, r, lookupTXT)
+	return results, err
+}
+
+// VerifyTags is Verify that also returns the tags of each signature, for
+// the results' details (t=, x=, h=, c=, ...): by tag name, with whitespace
+// removed from the values, without b= and bh=.
+func VerifyTags(ctx context.Context, r io.Reader, lookupTXT func(ctx context.Context, name string) ([]string, error)) ([]DKIMResult, []map[string]string, error) {
 	br := bufio.NewReader(r)
 	head, fields, err := readHeader(br)
 	if err != nil {
-		return nil, fmt.Errorf("dkim: reading header: %w", err)
+		return nil, nil, fmt.Errorf("dkim: reading header: %w", err)
 	}
 	results := []DKIMResult{}
+	var allTags []map[string]string
 	for _, f := range fields {
 		if strings.EqualFold(f.name, "DKIM-Signature") {
 			tags := parseTags(f.value)
+			delete(tags, "b")
+			delete(tags, "bh")
+			allTags = append(allTags, tags)
 			results = append(results, DKIMResult{
 				Domain:     tags["d"],
 				Selector:   tags["s"],
@@ -229,7 +329,7 @@ func Verify(ctx context.Context, r io.Reader, lookupTXT func(ctx context.Context
 	}
 	if len(results) == 0 {
 		// Spare reading the body when there is nothing to check.
-		return results, nil
+		return results, allTags, nil
 	}
 	opts := &dkim.VerifyOptions{
 		LookupTXT: func(name string) ([]string, error) {
@@ -240,7 +340,7 @@ func Verify(ctx context.Context, r io.Reader, lookupTXT func(ctx context.Context
 	}
 	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(head), br), opts)
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range results {
 		res := &results[i]
@@ -258,7 +358,7 @@ func Verify(ctx context.Context, r io.Reader, lookupTXT func(ctx context.Context
 		}
 		res.Result, res.Reason = dkimResult(v.Err)
 	}
-	return results, nil
+	return results, allTags, nil
 }
 
 // dkimResult maps a go-msgauth verification error to an RFC 8601 result

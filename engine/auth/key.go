@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"time"
 )
 
 // LoadKey reads a PEM private key file for DKIM signing: PKCS#1 RSA
@@ -55,7 +54,10 @@ func parseKey(b []byte) (crypto.Signer, error) {
 
 // KeyCache holds keys loaded from files so that signing does not parse a
 // PEM file per message, while still picking up keys operators rotate in
-// place: a file whose modification time or size changed is read again.
+// place: a file whose modification time or size changed is read again, and
+// so is a path that now names another file (a key renamed into place, or a
+// Kubernetes Secret's symlink swapped), even within one tick of the file
+// system's clock.
 // The zero value is ready to use and safe for concurrent use.
 type KeyCache struct {
 	mu   sync.Mutex
@@ -63,9 +65,8 @@ type KeyCache struct {
 }
 
 type cachedKey struct {
-	modTime time.Time
-	size    int64
-	key     crypto.Signer
+	fi  os.FileInfo
+	key crypto.Signer
 }
 
 // Load returns the key in the file at path, from the cache when the file
@@ -79,7 +80,7 @@ func (c *KeyCache) Load(path string) (crypto.Signer, error) {
 	c.mu.Lock()
 	e, ok := c.keys[path]
 	c.mu.Unlock()
-	if ok && e.modTime.Equal(fi.ModTime()) && e.size == fi.Size() {
+	if ok && os.SameFile(e.fi, fi) && e.fi.ModTime().Equal(fi.ModTime()) && e.fi.Size() == fi.Size() {
 		return e.key, nil
 	}
 
@@ -106,6 +107,6 @@ func (c *KeyCache) Load(path string) (crypto.Signer, error) {
 	if c.keys == nil {
 		c.keys = make(map[string]cachedKey)
 	}
-	c.keys[path] = cachedKey{modTime: fi.ModTime(), size: fi.Size(), key: key}
+	c.keys[path] = cachedKey{fi: fi, key: key}
 	return key, nil
 }

@@ -1,23 +1,37 @@
 // Package builtin makes the chain steps that are written in Go: the plumbing of reference
-// §6 (rest_output now; exploder, message_builder, message_parser and router to come). Policy
-// steps are Lua scripts, made by the Lua runtime's factory, which falls back on this one.
+// §6: rest_output, router, message_builder and message_parser; the router service makes
+// exploder and add_route itself. Policy steps are Lua scripts, made by the
+// Lua runtime's factory, which is asked after this one.
 package builtin
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
 	"github.com/koukan/koukan/engine/rest"
 	"github.com/koukan/koukan/engine/restoutput"
+	"github.com/koukan/koukan/engine/routing"
 )
 
 // Factory makes built-in steps. Its REST clients are shared by every attempt with the same
 // settings, so connections to each next hop are pooled.
 type Factory struct {
+	opts    Options
 	mu      sync.Mutex
 	clients map[clientKey]*rest.Client
+}
+
+// Options are what some built-ins need besides their own config.
+type Options struct {
+	// Config is the router config, whose rest_endpoints router steps route to.
+	Config *config.Router
+	// Policies makes the routing policies of router steps (the Lua runtime).
+	Policies routing.Policies
+	Log      *slog.Logger
 }
 
 type clientKey struct {
@@ -28,7 +42,12 @@ type clientKey struct {
 var _ chain.Factory = (*Factory)(nil)
 
 // New makes a Factory.
-func New() *Factory { return &Factory{clients: map[clientKey]*rest.Client{}} }
+func New(o Options) *Factory {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Factory{opts: o, clients: map[clientKey]*rest.Client{}}
+}
 
 // NewStep makes the step s names, or says that it is not a built-in (yet).
 func (f *Factory) NewStep(s *config.Step) (chain.Step, error) {
@@ -39,6 +58,13 @@ func (f *Factory) NewStep(s *config.Step) (chain.Step, error) {
 			return nil, err
 		}
 		return restoutput.New(c, *s.RestOutput), nil
+	case s.Filter == "message_builder" || s.Filter == "message_parser":
+		return inPlace{}, nil
+	case s.Router != nil:
+		if f.opts.Config == nil {
+			return nil, fmt.Errorf("router step: no router config to route with")
+		}
+		return routing.New(f.opts.Config, s.Router, f.opts.Policies, f.opts.Log)
 	}
 	return nil, fmt.Errorf("chain step %q is not built yet: %w", s.Filter, chain.ErrUnknownStep)
 }
@@ -56,3 +82,11 @@ func (f *Factory) client(k clientKey) (*rest.Client, error) {
 	f.clients[k] = c
 	return c, nil
 }
+
+// inPlace is the step of message_builder and message_parser, which configs written for the
+// reference place in their chains. Their work is done in place in Koukan: every step sees a
+// message-builder body already rendered (the router renders it as it streams), and
+// rest_output parses the message when the destination asks for receive_parsing.
+type inPlace struct{}
+
+func (inPlace) Update(context.Context, *chain.Update) error { return nil }

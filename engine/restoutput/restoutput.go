@@ -13,12 +13,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/mime"
 	"github.com/koukan/koukan/engine/rest"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -141,6 +145,9 @@ func (s *Step) start(ctx context.Context, u *chain.Update) bool {
 func (s *Step) createTx(t *tx.Tx, host tx.HostPort) *tx.Tx {
 	c := &tx.Tx{MailFrom: t.MailFrom, RemoteHost: t.RemoteHost, LocalHost: t.LocalHost, SMTPMeta: t.SMTPMeta,
 		Sender: t.RestUpstreamSender}
+	if on, _ := t.Options["send_filter_output"].(bool); on {
+		c.FilterOutput = t.FilterOutput
+	}
 	if c.Sender == nil {
 		c.Sender = t.Sender
 	}
@@ -191,10 +198,25 @@ func (s *Step) update(ctx context.Context, delta *tx.Tx) error {
 	return err
 }
 
+// putBody sends the message: with the destination option receive_parsing and a receiver
+// that offers it, first the parsed message and its parts (reference §2.11 step 5), then
+// the raw bytes.
 func (s *Step) putBody(ctx context.Context, u *chain.Update) error {
-	st := s.up.State()
-	b, ok := st.Body.(*tx.Blob)
-	if !ok || b.URI == "" {
+	var raw string
+	switch b := s.up.State().Body.(type) {
+	case *tx.Blob:
+		raw = b.URI
+	case *tx.MessageBuilder:
+		if b.Raw != nil {
+			raw = b.Raw.URI
+		}
+		if maxInline, ok := receiveParsing(u.Tx.Options); ok && b.URI != "" {
+			if err := s.putParsed(ctx, u.Message, b.URI, maxInline); err != nil {
+				return err
+			}
+		}
+	}
+	if raw == "" {
 		return fmt.Errorf("upstream gave no body URI")
 	}
 	r, err := u.Message.Open(ctx)
@@ -202,7 +224,76 @@ func (s *Step) putBody(ctx context.Context, u *chain.Update) error {
 		return err
 	}
 	defer r.Close()
-	return s.up.PutBlob(ctx, b.URI, r, u.Message.Size())
+	return s.up.PutBlob(ctx, raw, r, u.Message.Size())
+}
+
+// receiveParsing reads the receive_parsing destination option: whether it is on, and the
+// inline text budget (64 KiB unless set).
+func receiveParsing(options map[string]any) (maxInline int, on bool) {
+	v, on := options["receive_parsing"]
+	if !on || v == nil || v == false {
+		return 0, false
+	}
+	maxInline = 64 << 10
+	if m, ok := v.(map[string]any); ok {
+		switch n := m["max_inline"].(type) {
+		case int:
+			maxInline = n
+		case float64:
+			maxInline = int(n)
+		}
+	}
+	return maxInline, true
+}
+
+// putParsed parses the message, posts the parsed JSON and uploads the parts the receiver
+// asks for. Parts wait in scratch files meanwhile: the receiver names their URIs only once
+// it has the JSON, and a part is never held in memory whole.
+func (s *Step) putParsed(ctx context.Context, msg *chain.Message, uri string, maxInline int) error {
+	scratch, err := os.MkdirTemp("", "koukan-parts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	r, err := msg.Open(ctx)
+	if err != nil {
+		return err
+	}
+	parsed, err := mime.Parse(r, maxInline, func(id, _ string, part io.Reader) error {
+		f, err := os.Create(filepath.Join(scratch, filepath.Base(id)))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, part)
+		return errors.Join(err, f.Close())
+	})
+	r.Close()
+	if err != nil {
+		return err
+	}
+	blobs, err := s.up.PostMessageBuilder(ctx, uri, parsed)
+	if err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		if err := s.putScratch(ctx, filepath.Join(scratch, filepath.Base(b.ID)), b.URI); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Step) putScratch(ctx context.Context, path, uri string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return s.up.PutBlob(ctx, uri, f, fi.Size())
 }
 
 // copyResponses brings the upstream's answers back to the chain's recipients.

@@ -78,7 +78,7 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				recv := resttest.NewReceiver(resttest.Options{})
 				defer recv.Close()
-				r := startReplicaUpstream(b, benchBackend(b, be), builtin.New(), recv.URL())
+				r := startReplicaUpstream(b, benchBackend(b, be), builtin.New(builtin.Options{}), recv.URL())
 				client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 				run(b, clients, func() error {
 					loc, etag, err := benchPost(client, r.url, body)

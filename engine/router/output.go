@@ -23,6 +23,8 @@ var internalError = tx.Response{Code: 450, Message: "4.3.0 internal error"}
 // no wait for the dequeue loop).
 func (s *Service) handOff(restID string) {
 	s.spawn(func() {
+		s.startAttempt()
+		defer s.releaseAttempt()
 		if _, err := s.store.StartAttempt(s.ctx, restID); err != nil {
 			s.log.Error("starting the first attempt", "tx", restID, "err", err)
 			return

@@ -533,3 +533,37 @@ func TestDelayNotification(t *testing.T) {
 		}
 	})
 }
+
+// The dequeue loop runs no more attempts at once than global.executor.output.max_inflight.
+func TestDequeueBoundedByMaxInflight(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		var running, most atomic.Int32
+		up := newScript()
+		up.rcpt = func(attempt int) tx.Response {
+			if attempt == 1 {
+				return tx.Response{Code: 450, Message: "4.2.1 later"}
+			}
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(100 * time.Millisecond)
+			running.Add(-1)
+			return tx.Response{Code: 202, Message: "ok"}
+		}
+		r := startReplicaUpstream(t, b, up.factory(), "http://127.0.0.1:9", func(cfg *config.Router) {
+			cfg.Global.Executor.Output.MaxInflight = 2
+		})
+		const n = 8
+		for i := range n {
+			r.post("submission", fmt.Sprintf(`{"mail_from":{"m":"a@x"},"rcpt_to":[{"m":"r%d@x"}],"body":{"inline":"hi"}}`, i))
+		}
+		eventually(t, "every transaction delivered", func() bool {
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			return len(up.bodies) >= n
+		})
+		if m := most.Load(); m > 2 || m < 1 {
+			t.Errorf("%d retries ran at once, want at most 2", m)
+		}
+	})
+}

@@ -2,11 +2,16 @@ package router
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/builtin"
+	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/chain/chaintest"
 	"github.com/koukan/koukan/engine/rest/resttest"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -31,7 +36,7 @@ func TestRestOutputToReceiver(t *testing.T) {
 			return resttest.Reply{}
 		}})
 		defer recv.Close()
-		r := startReplicaUpstream(t, b, builtin.New(), recv.URL())
+		r := startReplicaUpstream(t, b, builtin.New(builtin.Options{}), recv.URL())
 
 		got := final(t, r.post("submission", inlineBody).header.Get("Location"))
 		if codes(got) != "250/[250]/250" || got["final_attempt_reason"] != "upstream response success" {
@@ -67,7 +72,7 @@ func TestRestOutputCancel(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		recv := resttest.NewReceiver(resttest.Options{})
 		defer recv.Close()
-		r := startReplicaUpstream(t, b, builtin.New(), recv.URL())
+		r := startReplicaUpstream(t, b, builtin.New(builtin.Options{}), recv.URL())
 		loc := r.post("submission", `{`+envelope+`}`).header.Get("Location")
 		eventually(t, "upstream created", func() bool { return len(recv.Transactions()) == 1 })
 		eventually(t, "recipient answered", func() bool {
@@ -81,6 +86,49 @@ func TestRestOutputCancel(t *testing.T) {
 		}
 		if !recv.Transactions()[0].Tx.Cancelled {
 			t.Errorf("upstream transaction not cancelled")
+		}
+	})
+}
+
+// With the destination option receive_parsing, the receiver gets the parsed message and its
+// parts before the raw bytes (reference §11.2 scenario 12; with the 8-byte inline budget of
+// §11.1 scenario 6, the html part is a blob too).
+func TestRestOutputReceiveParsing(t *testing.T) {
+	msg, err := os.ReadFile("../mime/testdata/multipart.msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		recv := resttest.NewReceiver(resttest.Options{Parsing: true})
+		defer recv.Close()
+		out := builtin.New(builtin.Options{})
+		// A router step would set the option; here the chain sets it itself.
+		f := chain.FactoryFunc(func(s *config.Step) (chain.Step, error) {
+			step, err := out.NewStep(s)
+			if err != nil {
+				return nil, err
+			}
+			return chaintest.Func(func(ctx context.Context, u *chain.Update) error {
+				u.Tx.Options = map[string]any{"receive_parsing": map[string]any{"max_inline": 8}}
+				return step.Update(ctx, u)
+			}), nil
+		})
+		r := startReplicaUpstream(t, b, f, recv.URL())
+		body, _ := json.Marshal(string(msg))
+		got := final(t, r.post("submission", `{`+envelope+`,"body":{"inline":`+string(body)+`}}`).header.Get("Location"))
+		if codes(got) != "250/[250]/250" {
+			t.Fatalf("delivery: %s %v", codes(got), got["final_attempt_reason"])
+		}
+		received, err := recv.WaitFor(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rx := received[0]
+		if !strings.Contains(string(rx.Parsed), `["subject","hello"]`) || string(rx.Body) != string(msg) {
+			t.Errorf("parsed %s\nraw %q", rx.Parsed, rx.Body)
+		}
+		if len(rx.Parts) != 3 || string(rx.Parts["0"]) != "<b>hello</b>" || string(rx.Parts["1"]) != "yolocat" || string(rx.Parts["2"]) != "yolocat2" {
+			t.Errorf("parts %q", rx.Parts)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/koukan/koukan/config"
@@ -42,6 +43,13 @@ type Service struct {
 	work    sync.WaitGroup
 	workMu  sync.Mutex
 	closing bool
+	// running counts the attempts under way. The dequeue loop waits while it is at
+	// global.executor.output.max_inflight, so a replica leases no more work than it runs
+	// and leaves the rest to other replicas. Cut-through hand-offs are not held back: their
+	// number follows the clients', and an exploder's children must not wait for a slot
+	// their parent holds. released wakes the dequeue loop when an attempt ends.
+	running  atomic.Int64
+	released chan struct{}
 }
 
 // New builds the service on an open store whose session URI is the config's. steps makes the
@@ -50,7 +58,7 @@ func New(cfg *config.Router, st store.Store, steps chain.Factory, log *slog.Logg
 	h := newHub()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, store: notifyingStore{st, h}, steps: steps, hub: h, log: log, mux: http.NewServeMux(),
-		maxWait: 30 * time.Second, ctx: ctx, stop: cancel}
+		maxWait: 30 * time.Second, ctx: ctx, stop: cancel, released: make(chan struct{}, 1)}
 	for _, rt := range routes {
 		handle := rt.handle
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -152,19 +160,53 @@ func (s *Service) Run(ctx context.Context) error {
 // second.
 func (s *Service) dequeue(ctx context.Context) {
 	for ctx.Err() == nil && s.ctx.Err() == nil {
+		if !s.acquireAttempt(ctx) {
+			return
+		}
 		t, err := s.store.Dequeue(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("dequeue failed", "err", err)
 		}
 		if t != nil {
-			s.spawn(func() { s.deliver(t.RestID, t.NotificationOnly) })
+			s.spawn(func() {
+				defer s.releaseAttempt()
+				s.deliver(t.RestID, t.NotificationOnly)
+			})
 			continue
 		}
+		s.releaseAttempt()
 		select {
 		case <-ctx.Done():
 		case <-s.ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// acquireAttempt waits for room for one more attempt; false if ctx or the service ended.
+func (s *Service) acquireAttempt(ctx context.Context) bool {
+	limit := int64(s.cfg.Global.Executor.Output.MaxInflight)
+	for s.running.Load() >= limit {
+		select {
+		case <-s.released:
+		case <-ctx.Done():
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	s.running.Add(1)
+	return true
+}
+
+// startAttempt counts an attempt that does not wait for room (a cut-through hand-off).
+func (s *Service) startAttempt() { s.running.Add(1) }
+
+func (s *Service) releaseAttempt() {
+	s.running.Add(-1)
+	select {
+	case s.released <- struct{}{}:
+	default:
 	}
 }
 

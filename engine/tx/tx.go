@@ -41,6 +41,9 @@ type Tx struct {
 	RestUpstreamSender *Sender
 	// EphemeralFilterOutput is FilterOutput that lives for one chain run.
 	EphemeralFilterOutput map[string]any
+	// Routed marks the recipients (by index) that a router step routed: the first router
+	// that matches a recipient wins.
+	Routed map[int]bool
 }
 
 // Copy returns a deep copy of t.

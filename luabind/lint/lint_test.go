@@ -317,8 +317,8 @@ func TestClosest(t *testing.T) {
 		{"dat", "data"},
 	}
 	for _, tt := range tests {
-		if got := closest(tt.name, names); got != tt.want {
-			t.Errorf("closest(%q) = %q, want %q", tt.name, got, tt.want)
+		if got := Closest(tt.name, names); got != tt.want {
+			t.Errorf("Closest(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -2,11 +2,11 @@ package lint
 
 import "unicode/utf8"
 
-// closest returns the candidate nearest to name, to turn a typo into a
+// Closest returns the candidate nearest to name, to turn a typo into a
 // "did you mean" hint. It needs an edit distance of at most 2 that is also
 // shorter than name, so short names do not get arbitrary hints; ties go to
 // the alphabetically first candidate so output is stable.
-func closest(name string, candidates []string) string {
+func Closest(name string, candidates []string) string {
 	best, bestDist := "", 3
 	n := utf8.RuneCountInString(name)
 	for _, c := range candidates {

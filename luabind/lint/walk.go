@@ -485,7 +485,7 @@ func (a *analyzer) ident(e *ast.IdentExpr) *local {
 		for _, l := range a.vars {
 			names = append(names, l.name)
 		}
-		r.hint = closest(e.Value, names)
+		r.hint = Closest(e.Value, names)
 	}
 	a.globalReads = append(a.globalReads, r)
 	return nil
@@ -677,7 +677,7 @@ func (a *analyzer) checkReturn(stmts []ast.Stmt) {
 		for _, h := range hooks {
 			a.info.Hooks[h.name] = h.pos
 			if a.kind == Filter && !slices.Contains(hookNames, h.name) {
-				if hint := closest(h.name, hookNames); hint != "" {
+				if hint := Closest(h.name, hookNames); hint != "" {
 					a.add(h.pos, Error, "unknown hook %q (hooks are mail, rcpt, data; did you mean %q?)", h.name, hint)
 				} else {
 					a.add(h.pos, Error, "unknown hook %q (hooks are mail, rcpt, data)", h.name)

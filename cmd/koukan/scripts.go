@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/dns"
+	"github.com/koukan/koukan/luabind"
+	"github.com/koukan/koukan/scripts"
+)
+
+// scriptSources are where a router config finds scripts, in order: its directories, then
+// the library shipped in the binary.
+func scriptSources(c config.Scripts) []luabind.Source {
+	var out []luabind.Source
+	for _, dir := range c.Paths {
+		out = append(out, luabind.Source{Name: dir, FS: os.DirFS(dir)})
+	}
+	if c.Builtin {
+		out = append(out, luabind.Source{Name: "builtin", FS: scripts.FS})
+	}
+	return out
+}
+
+// startScripts loads the router's Lua runtime, checked against cfg, and keeps it up to
+// date: on file changes when scripts.reload is on, and on SIGHUP, until ctx ends.
+func startScripts(ctx context.Context, cfg *config.Router, log *slog.Logger) (*luabind.Runtime, error) {
+	res, err := dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	rt, err := luabind.New(luabind.Options{
+		Sources:     scriptSources(cfg.Scripts),
+		CallTimeout: cfg.Scripts.CallTimeout,
+		PoolSize:    cfg.Scripts.PoolSize,
+		MaxUses:     cfg.Scripts.MaxUses,
+		Modules:     cfg.Modules,
+		Check:       func(lib *luabind.Library) luabind.Findings { return luabind.CheckConfig(cfg, lib) },
+		Log:         log,
+		Services:    luabind.Services{Resolver: res},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Scripts.Reload {
+		go func() {
+			if err := rt.Watch(ctx, cfg.Scripts.Paths, cfg.Scripts.PollInterval); err != nil {
+				log.Error("script hot reload is off", "err", err)
+			}
+		}()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rt.ReloadNow()
+			}
+		}
+	}()
+	return rt, nil
+}
+
+// withScriptAdmin serves GET /admin/scripts — the loaded version and the last reload
+// error — next to the router's API.
+func withScriptAdmin(api http.Handler, rt *luabind.Runtime) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.HandleFunc("GET /admin/scripts", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		st := rt.Status()
+		json.NewEncoder(w).Encode(struct {
+			luabind.Status
+			Calls    int64 `json:"calls"`
+			Errors   int64 `json:"errors"`
+			Timeouts int64 `json:"timeouts"`
+		}{st, rt.Stats.Calls.Load(), rt.Stats.Errors.Load(), rt.Stats.Timeouts.Load()})
+	})
+	return mux
+}

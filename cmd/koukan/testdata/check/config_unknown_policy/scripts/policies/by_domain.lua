@@ -1,0 +1,4 @@
+local opts = ...
+return function(tx, rcpt)
+  return opts.destination
+end

@@ -1,0 +1,3 @@
+local opts = ...
+opts.domain = "example.com"
+return {}

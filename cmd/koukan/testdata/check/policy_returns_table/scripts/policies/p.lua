@@ -1,0 +1,1 @@
+return {rcpt = function(tx, rcpt) end}

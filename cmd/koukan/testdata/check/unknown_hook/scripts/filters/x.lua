@@ -1,0 +1,4 @@
+local M = {}
+function M.rpct(tx, rcpt)
+end
+return M
