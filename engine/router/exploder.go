@@ -47,10 +47,22 @@ func (e explodeInto) Create(ctx context.Context, t *tx.Tx) (string, error) {
 	return id, nil
 }
 
+// AddBody gives recipient transaction id the body of from by reference: its body blob, or
+// its message-builder spec with each part blob.
 func (e explodeInto) AddBody(ctx context.Context, id, from string) error {
-	return e.s.updateDoc(ctx, id, func(*tx.Tx) (store.Update, error) {
-		return store.Update{AddBlobs: []store.NewBlob{{ID: tx.TxBodyBlobID, ReuseTx: from, ReuseBlob: tx.TxBodyBlobID}}}, nil
-	})
+	parent, err := e.s.store.Get(ctx, from)
+	if err != nil {
+		return err
+	}
+	u := store.Update{MessageBuilder: parent.MessageBuilder}
+	if parent.MessageBuilder == nil {
+		u.AddBlobs = []store.NewBlob{{ID: tx.TxBodyBlobID, ReuseTx: from, ReuseBlob: tx.TxBodyBlobID}}
+	} else {
+		for _, b := range parent.Blobs {
+			u.AddBlobs = append(u.AddBlobs, store.NewBlob{ID: b.ID, ReuseTx: from, ReuseBlob: b.ID})
+		}
+	}
+	return e.s.updateDoc(ctx, id, func(*tx.Tx) (store.Update, error) { return u, nil })
 }
 
 // StoreAndForward turns on retries and notifications, in the document as in the columns.

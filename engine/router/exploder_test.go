@@ -122,3 +122,32 @@ func TestExploderStoreAndForward(t *testing.T) {
 		t.Errorf("no bounce for the refused recipient")
 	})
 }
+
+// A message-builder body reaches every recipient's transaction: the spec and its part blobs
+// by reference.
+func TestExploderMessageBuilderBody(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		r := startReplicaWith(t, b, up.factory())
+		loc := r.post("ingress", `{"mail_from":{"m":"alice@example.com"},"rcpt_to":[{"m":"bob1@example.com"},{"m":"bob2@example.com"}],`+
+			`"body":{"message_builder":{"headers":[["subject","built"]],"text_body":[{"content_type":"text/plain","content":{"inline":"hello from the builder"}}]}}}`).header.Get("Location")
+		var got map[string]any
+		eventually(t, "data answered", func() bool {
+			got = do(t, "GET", loc, nil).json(t)
+			return got["data_response"] != nil
+		})
+		if codes(got) != "250/[202 202]/203" {
+			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		if len(up.bodies) != 2 {
+			t.Fatalf("%d bodies delivered", len(up.bodies))
+		}
+		for _, body := range up.bodies {
+			if !strings.Contains(body, "subject: built\r\n") || !strings.Contains(body, "hello from the builder") {
+				t.Errorf("delivered %q", body)
+			}
+		}
+	})
+}
