@@ -122,9 +122,11 @@ rest_output: [{name: r, endpoint: 'http://localhost:8000/'}, {name: big, endpoin
 		Listener: Listener{Addr: HostPort{"localhost", 8001}}, SessionURI: "http://localhost:8001", RestIDEntropy: 16, ChunkSize: 1 << 20,
 		GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
-	check(t, "smtp host", g.SMTPHosts["outbound"], SMTPHost{EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536})
+	check(t, "smtp host", g.SMTPHosts["outbound"], SMTPHost{EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536,
+		MaxReuse: 100, ReuseIdle: 5 * time.Second})
 	check(t, "service", g.SMTPServices[0], SMTPService{Listener: Listener{Addr: HostPort{"localhost", 25}}, Endpoint: "r",
-		RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second})
+		RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second, MaxMessageSize: 32 << 20, MaxRecipients: 1000,
+		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute})
 	check(t, "rest_output chunk sizes", [][2]int{{g.RestOutputs[0].ChunkSize, g.RestOutputs[0].BufferSize}, {g.RestOutputs[1].ChunkSize, g.RestOutputs[1].BufferSize}},
 		[][2]int{{64 << 10, 1 << 20}, {100, 100}})
 	check(t, "rest_output timeouts", []time.Duration{g.RestOutputs[0].RcptTimeout, g.RestOutputs[0].DataTimeout, g.RestOutputs[0].RefreshInterval},

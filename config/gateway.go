@@ -36,6 +36,15 @@ type GatewayRestListener struct {
 type SMTPHost struct {
 	// EHLOHost is the name given in EHLO; it should match the source address's rDNS.
 	EHLOHost string
+	// RequireTLS fails delivery to a peer that offers no STARTTLS or whose certificate
+	// does not verify (with the system roots, or CAFile); by default TLS is opportunistic
+	// and unverified, as for MX delivery on the internet.
+	RequireTLS bool
+	CAFile     string
+	// MaxReuse is how many messages one SMTP session carries (100) and ReuseIdle how long
+	// an idle session is kept for the next message to the same host (5 s); 1 turns reuse off.
+	MaxReuse  int
+	ReuseIdle time.Duration
 	// Timeout bounds the connection and each command (3300 s).
 	Timeout time.Duration
 	// Protocol is "smtp" (the default) or "lmtp".
@@ -65,6 +74,19 @@ type SMTPService struct {
 	ChunkSize  int
 	// RcptTimeout (40 s) and DataTimeout (310 s) bound the wait for the router's response.
 	RcptTimeout, DataTimeout time.Duration
+	// Limits (Koukan extensions): MaxMessageSize (SIZE, 32 MiB), MaxRecipients per
+	// transaction (1000), MaxConnections (1000) and MaxConnectionsPerIP (20) at once,
+	// MaxErrors before the connection is closed (10), CommandTimeout (5 min, RFC 5321
+	// 4.5.3.2) and IdleTimeout between commands (5 min).
+	MaxMessageSize                      int64
+	MaxRecipients                       int
+	MaxConnections, MaxConnectionsPerIP int
+	MaxErrors                           int
+	CommandTimeout, IdleTimeout         time.Duration
+	// AllowInsecureAuth offers AUTH without TLS (for loopback tests and trusted networks).
+	AllowInsecureAuth bool
+	// Hostname is the name in the greeting and EHLO reply (the machine's host name).
+	Hostname string
 }
 
 // RestOutput is a REST endpoint (a router sender URL) that SMTP services send to.
@@ -132,9 +154,13 @@ func (d *decoder) gatewayRestListener(p path, n *yaml.Node) *GatewayRestListener
 }
 
 func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
-	h := SMTPHost{Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536}
+	h := SMTPHost{Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second}
 	d.fields(p, n,
 		scalar("ehlo_host", &h.EHLOHost, text).must(),
+		scalar("require_tls", &h.RequireTLS, boolean),
+		scalar("ca_file", &h.CAFile, text),
+		scalar("max_reuse", &h.MaxReuse, integer(1, maxInt)),
+		scalar("reuse_idle", &h.ReuseIdle, seconds),
 		scalar("timeout", &h.Timeout, positiveSeconds),
 		scalar("protocol", &h.Protocol, oneOf("smtp", "lmtp")),
 		scalar("enable_bdat", &h.EnableBDAT, boolean),
@@ -144,7 +170,8 @@ func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
 }
 
 func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
-	s := SMTPService{RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}
+	s := SMTPService{RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second, MaxMessageSize: 32 * mib, MaxRecipients: 1000,
+		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute}
 	d.fields(p, n, append(listenerFields(&s.Listener),
 		refTo(restOutputRef, "endpoint", &s.Endpoint, nil).must(),
 		scalar("sender", &s.Sender, name),
@@ -156,6 +183,15 @@ func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
 		scalar("chunk_size", &s.ChunkSize, integer(1, maxInt)),
 		scalar("rcpt_timeout", &s.RcptTimeout, positiveSeconds),
 		scalar("data_timeout", &s.DataTimeout, positiveSeconds),
+		scalar("max_message_size", &s.MaxMessageSize, integer64(1)),
+		scalar("max_recipients", &s.MaxRecipients, integer(1, maxInt)),
+		scalar("max_connections", &s.MaxConnections, integer(1, maxInt)),
+		scalar("max_connections_per_ip", &s.MaxConnectionsPerIP, integer(1, maxInt)),
+		scalar("max_errors", &s.MaxErrors, integer(1, maxInt)),
+		scalar("command_timeout", &s.CommandTimeout, positiveSeconds),
+		scalar("idle_timeout", &s.IdleTimeout, positiveSeconds),
+		scalar("allow_insecure_auth", &s.AllowInsecureAuth, boolean),
+		scalar("hostname", &s.Hostname, text),
 	)...)
 	d.checkTLS(p, n, &s.Listener)
 	switch {

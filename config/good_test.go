@@ -194,16 +194,21 @@ func TestGoodGateway(t *testing.T) {
 		GCInterval: 5 * time.Second, GCTxTTL: 300 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
 	check(t, "smtp hosts", g.SMTPHosts, map[string]SMTPHost{
-		"outbound": {EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", EnableBDAT: true, ChunkSize: 65536},
-		"mailbox":  {EHLOHost: "localhost", Timeout: 30 * time.Second, Protocol: "lmtp", ChunkSize: 65536},
+		"outbound": {EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", EnableBDAT: true, ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second},
+		"mailbox":  {EHLOHost: "localhost", Timeout: 30 * time.Second, Protocol: "lmtp", ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second},
 	})
+	limits := func(s SMTPService) SMTPService {
+		s.MaxMessageSize, s.MaxRecipients, s.MaxConnections, s.MaxConnectionsPerIP, s.MaxErrors = 32<<20, 1000, 1000, 20, 10
+		s.CommandTimeout, s.IdleTimeout = 5*time.Minute, 5*time.Minute
+		return s
+	}
 	check(t, "services", g.SMTPServices, []SMTPService{
-		{Listener: Listener{Addr: HostPort{"localhost", 1025}}, Endpoint: "mx", Sender: "ingress", Tag: "smtp-mx",
-			ProxyProtocolTimeout: 2500 * time.Millisecond, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second},
-		{Listener: Listener{HostPort{"localhost", 1587}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
-			AuthSecrets: "secrets.json", EnableBDAT: true, ChunkSize: 16384, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second},
-		{Listener: Listener{HostPort{"localhost", 1465}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
-			SMTPS: true, RcptTimeout: 300 * time.Second, DataTimeout: 300 * time.Second},
+		limits(SMTPService{Listener: Listener{Addr: HostPort{"localhost", 1025}}, Endpoint: "mx", Sender: "ingress", Tag: "smtp-mx",
+			ProxyProtocolTimeout: 2500 * time.Millisecond, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}),
+		limits(SMTPService{Listener: Listener{HostPort{"localhost", 1587}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
+			AuthSecrets: "secrets.json", EnableBDAT: true, ChunkSize: 16384, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}),
+		limits(SMTPService{Listener: Listener{HostPort{"localhost", 1465}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
+			SMTPS: true, RcptTimeout: 300 * time.Second, DataTimeout: 300 * time.Second}),
 	})
 	check(t, "rest_output", g.RestOutputs, []RestOutput{
 		{Name: "mx", Pos: Position{"testdata/good/gateway.yaml", 52, 3}, URL: "http://localhost:8000/senders/ingress/transactions",

@@ -63,6 +63,14 @@ func integer(lo, hi int) parser[int] {
 	}
 }
 
+// integer64 accepts a whole number of at least lo, such as a size in bytes.
+func integer64(lo int64) parser[int64] {
+	return func(d *decoder, p path, n *yaml.Node) (int64, bool) {
+		i, ok := integer(int(lo), maxInt)(d, p, n)
+		return int64(i), ok
+	}
+}
+
 // number accepts an int or float above lo.
 func number(lo float64) parser[float64] {
 	return func(d *decoder, p path, n *yaml.Node) (float64, bool) {

@@ -128,3 +128,7 @@ func TestRouterServesAndKeepsTransactions(t *testing.T) {
 		t.Errorf("second exit %d:\n%s", code, srv.out)
 	}
 }
+
+func dialTCP(port int) (net.Conn, error) {
+	return net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+}
