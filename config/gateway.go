@@ -36,9 +36,9 @@ type GatewayRestListener struct {
 type SMTPHost struct {
 	// EHLOHost is the name given in EHLO; it should match the source address's rDNS.
 	EHLOHost string
-	// RequireTLS fails delivery to a peer that offers no STARTTLS or whose certificate
-	// does not verify (with the system roots, or CAFile); by default TLS is opportunistic
-	// and unverified, as for MX delivery on the internet.
+	// RequireTLS fails delivery to a peer that offers no STARTTLS; by default TLS is
+	// opportunistic, as for MX delivery on the internet. CAFile also requires the peer's
+	// certificate to verify against it, for the peer's IP address (smarthosts inside).
 	RequireTLS bool
 	CAFile     string
 	// MaxReuse is how many messages one SMTP session carries (100) and ReuseIdle how long

@@ -106,7 +106,7 @@ func TestCheckBadConfigNamesThePlace(t *testing.T) {
 func TestServersNotBuiltYetExit2(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "router.yaml"), []byte(referenceRouter), 0o644)
-	for _, args := range [][]string{{"gateway", "--config", "gateway.yaml"}, {"serve"}} {
+	for _, args := range [][]string{{"serve"}} {
 		r := runKoukan(t, dir, args...)
 		if r.code != 2 || !strings.Contains(r.stderr, "not built yet") {
 			t.Errorf("koukan %v: exit %d, stderr %q", args, r.code, r.stderr)
@@ -125,5 +125,15 @@ func TestHelp(t *testing.T) {
 	r = runKoukan(t, t.TempDir(), "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "koukan ") {
 		t.Errorf("version: exit %d %q", r.code, r.stdout)
+	}
+}
+
+// A gateway config with a mistake stops the gateway at once, naming the place.
+func TestGatewayBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte("smtp_listener:\n  services:\n    - addr: [127.0.0.1, 2525]\n      endpoint: nowhere\n"), 0o644)
+	r := runKoukan(t, dir, "gateway", "--config", "gateway.yaml")
+	if r.code != 1 || !strings.Contains(r.stderr, "gateway.yaml:4:17") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }

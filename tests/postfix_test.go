@@ -128,6 +128,8 @@ func smtpSink(t *testing.T) (port int, dir string) {
 		bin = "/usr/sbin/smtp-sink"
 	}
 	dir = t.TempDir()
+	// smtp-sink writes as nobody, through the test's private temp directories.
+	os.Chmod(filepath.Dir(dir), 0o755)
 	os.Chmod(dir, 0o777)
 	port = freePort(t)
 	cmd := exec.Command(bin, "-u", "nobody", "-d", filepath.Join(dir, "%M."), fmt.Sprintf("127.0.0.1:%d", port), "10")

@@ -33,7 +33,7 @@ func TestHelpAndUnknownCommands(t *testing.T) {
 }
 
 func TestCommandsNotBuiltSaySoAndExit2(t *testing.T) {
-	for _, name := range []string{"gateway", "serve"} {
+	for _, name := range []string{"serve"} {
 		code, out, errOut := runCapture(name)
 		if code != 2 || out != "" || !strings.Contains(errOut, "not built yet") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, out, errOut)

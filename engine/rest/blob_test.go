@@ -220,6 +220,8 @@ func TestPutBlobErrors(t *testing.T) {
 		{"500", 7, always(500, ""), bytes.NewReader(message(20)), 20, KindStatus, 1},
 		{"500 one put", 0, always(500, ""), bytes.NewReader(message(20)), 20, KindStatus, 1},
 		{"reader fails", 7, nil, failing, -1, KindLocal, 0},
+		// A source cut short (an SMTP client gone mid-DATA) is not a short blob.
+		{"reader cut short", 7, nil, io.MultiReader(bytes.NewReader(message(10)), iotest.ErrReader(io.ErrUnexpectedEOF)), -1, KindLocal, 1},
 		{"reader fails in one put", 0, nil, failing, -1, KindLocal, -1},
 		{"reader shorter than length", 7, nil, bytes.NewReader(message(10)), 20, KindLocal, 1},
 		{"reader shorter than length in one put", 0, nil, onlyReader{bytes.NewReader(message(10))}, 20, KindLocal, -1},

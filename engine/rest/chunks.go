@@ -71,12 +71,12 @@ func (u *upload) next() error {
 	if u.length >= 0 {
 		want = min(want, u.length-u.start)
 	}
-	n, err := io.ReadFull(u.src, u.buf[:want])
+	n, err := fill(u.src, u.buf[:want])
 	u.buf = u.buf[:n]
 	switch {
 	case u.length >= 0 && err != nil:
 		return &Error{Op: opPut, Kind: KindLocal, Err: fmt.Errorf("reading the blob at %d of %d bytes: %w", u.start+int64(n), u.length, err)}
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case err == io.EOF:
 		u.eof = true
 	case err != nil:
 		return &Error{Op: opPut, Kind: KindLocal, Err: fmt.Errorf("reading the blob: %w", err)}
@@ -85,6 +85,22 @@ func (u *upload) next() error {
 		u.eof = true
 	}
 	return nil
+}
+
+// fill reads into buf until it is full or src ends. Unlike io.ReadFull it returns src's
+// own error: only io.EOF is the end of the blob, so a source that fails with
+// io.ErrUnexpectedEOF (an SMTP client gone in the middle of DATA) is an error, not a short
+// blob to finalize.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // skip drops n bytes of src that the upstream already holds.

@@ -59,7 +59,11 @@ func (s *Step) Update(ctx context.Context, u *chain.Update) error {
 		return s.cancel(ctx, u)
 	}
 	if s.up == nil {
-		if !u.Mail {
+		if t.MailFrom == nil || t.MailResponse != nil {
+			return nil
+		}
+		if s.endpoint(t) == "" && u.Recipients() == 0 && len(t.RcptTo) > 0 {
+			// Routing is per recipient: the destination comes with the recipients' pass.
 			return nil
 		}
 		if !s.start(ctx, u) {
@@ -103,10 +107,7 @@ func (s *Step) Update(ctx context.Context, u *chain.Update) error {
 // start creates the upstream transaction, trying each resolved host in turn while the
 // answer to MAIL is a temporary failure. It reports whether one was created.
 func (s *Step) start(ctx context.Context, u *chain.Update) bool {
-	base := s.opts.StaticEndpoint
-	if base == "" {
-		base = u.Tx.RestEndpoint
-	}
+	base := s.endpoint(u.Tx)
 	if base == "" {
 		u.SetMailResponse(noEndpoint)
 		return false
@@ -138,6 +139,14 @@ func (s *Step) start(ctx context.Context, u *chain.Update) bool {
 	}
 	u.SetMailResponse(last)
 	return false
+}
+
+// endpoint is where the transaction goes: the static endpoint, or the routed one.
+func (s *Step) endpoint(t *tx.Tx) string {
+	if s.opts.StaticEndpoint != "" {
+		return s.opts.StaticEndpoint
+	}
+	return t.RestEndpoint
 }
 
 // createTx is what the upstream is asked to create: the envelope sender and where it came
