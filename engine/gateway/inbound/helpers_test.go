@@ -30,7 +30,7 @@ import (
 // env is a gateway in front of a REST test receiver standing in for the
 // router, both on loopback.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	addr string
 	rcv  *resttest.Receiver
@@ -58,7 +58,7 @@ func (l *logBuffer) String() string {
 
 // start runs a gateway with o (Endpoint, Sender, Tag, Hostname and Log
 // filled in unless set) before a receiver with ro.
-func start(t *testing.T, o Options, ro resttest.Options) *env {
+func start(t testing.TB, o Options, ro resttest.Options) *env {
 	t.Helper()
 	rcv := resttest.NewReceiver(ro)
 	e := &env{t: t, rcv: rcv, logs: &logBuffer{}}
@@ -201,7 +201,7 @@ func wantCode(t *testing.T, err error, code int, enh string) *smtp.SMTPError {
 // raw is a line-level SMTP client for what go-smtp's client cannot say
 // (BDAT, bare LF, pipelining by hand, garbage).
 type raw struct {
-	t *testing.T
+	t testing.TB
 	c net.Conn
 	r *textproto.Reader
 	w *bufio.Writer
@@ -216,7 +216,7 @@ func (e *env) dialRaw() *raw {
 	return newRaw(e.t, c)
 }
 
-func newRaw(t *testing.T, c net.Conn) *raw {
+func newRaw(t testing.TB, c net.Conn) *raw {
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	return &raw{t: t, c: c, r: textproto.NewReader(bufio.NewReader(c)), w: bufio.NewWriter(c)}
