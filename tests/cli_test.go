@@ -103,20 +103,6 @@ func TestCheckBadConfigNamesThePlace(t *testing.T) {
 	}
 }
 
-func TestServersNotBuiltYetExit2(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "router.yaml"), []byte(referenceRouter), 0o644)
-	for _, args := range [][]string{{"serve"}} {
-		r := runKoukan(t, dir, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "not built yet") {
-			t.Errorf("koukan %v: exit %d, stderr %q", args, r.code, r.stderr)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "router.db")); err == nil {
-		t.Errorf("a command that is not built created a database")
-	}
-}
-
 func TestHelp(t *testing.T) {
 	r := runKoukan(t, t.TempDir(), "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "Usage: koukan <command>") {

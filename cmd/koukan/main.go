@@ -107,11 +107,3 @@ func (c *command) printHelp(w io.Writer, fs *flag.FlagSet) {
 		fs.PrintDefaults()
 	}
 }
-
-// notBuilt is what a command that does not exist yet does: say so, plainly, and exit 2.
-func (o *output) notBuilt(name, what string) func() int {
-	return func() int {
-		fmt.Fprintf(o.stderr, "koukan %s: not built yet: %s\n", name, what)
-		return 2
-	}
-}

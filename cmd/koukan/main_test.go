@@ -32,15 +32,6 @@ func TestHelpAndUnknownCommands(t *testing.T) {
 	}
 }
 
-func TestCommandsNotBuiltSaySoAndExit2(t *testing.T) {
-	for _, name := range []string{"serve"} {
-		code, out, errOut := runCapture(name)
-		if code != 2 || out != "" || !strings.Contains(errOut, "not built yet") {
-			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, code, out, errOut)
-		}
-	}
-}
-
 func TestVersion(t *testing.T) {
 	if code, out, _ := runCapture("version"); code != 0 || !strings.HasPrefix(out, "koukan ") {
 		t.Errorf("version: %d %q", code, out)

@@ -20,6 +20,7 @@ import (
 	"github.com/koukan/koukan/engine/router"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/store/backends"
+	"github.com/koukan/koukan/luabind"
 )
 
 var routerCmd = &command{
@@ -54,61 +55,100 @@ func (o *output) runRouter(path, logFormat string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	st, err := backends.Open(ctx, cfg.Storage.Location, store.Options{
-		SessionURI: cfg.RestListener.SessionURI, ChunkSize: cfg.RestListener.ChunkSize,
-	})
+	r, err := startRouter(ctx, cfg, log, nil)
 	if err != nil {
-		log.Error("opening storage", "err", err)
+		log.Error("starting the router", "err", err)
 		return 1
 	}
-	defer st.Close()
-	scripts, err := startScripts(ctx, cfg, log)
-	if err != nil {
-		log.Error("loading scripts", "err", err)
-		return 1
-	}
-	defer scripts.Close()
-	svc := router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
-	addr := net.JoinHostPort(cfg.RestListener.Addr.Host, strconv.Itoa(cfg.RestListener.Addr.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Error("listening", "addr", addr, "err", err)
-		return 1
-	}
-	srv := &http.Server{Handler: withScriptAdmin(svc.Handler(), scripts), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	served := make(chan error, 1)
-	go func() {
-		if cfg.RestListener.Cert != "" {
-			served <- srv.ServeTLS(ln, cfg.RestListener.Cert, cfg.RestListener.Key)
-		} else {
-			served <- srv.Serve(ln)
-		}
-	}()
-	ran := make(chan error, 1)
-	go func() { ran <- svc.Run(ctx) }()
-	log.Info("router listening", "addr", ln.Addr().String(), "session_uri", cfg.RestListener.SessionURI,
-		"storage", string(cfg.Storage.Location.Backend))
-
 	status := 0
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case err := <-served:
-		log.Error("http server stopped", "err", err)
-		status = 1
-	case err := <-ran:
+	case err := <-r.failed:
 		log.Error("router stopped", "err", err)
 		status = 1
 	}
 	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	svc.Shutdown(shutdownCtx)
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("http shutdown", "err", err)
-	}
+	r.shutdown()
 	return status
+}
+
+// routerRun is a running router: storage, scripts, the service and its HTTP server.
+type routerRun struct {
+	log     *slog.Logger
+	st      store.Store
+	scripts *luabind.Runtime
+	svc     *router.Service
+	srv     *http.Server
+	failed  chan error // the HTTP server or the service loop stopped on its own
+}
+
+// startRouter opens storage, loads the scripts and serves the API until ctx ends; koukan
+// router and koukan serve share it. extra, if not nil, serves further routes next to the
+// API (the local mailbox of serve).
+func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extra map[string]http.Handler) (*routerRun, error) {
+	st, err := backends.Open(ctx, cfg.Storage.Location, store.Options{
+		SessionURI: cfg.RestListener.SessionURI, ChunkSize: cfg.RestListener.ChunkSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening storage: %w", err)
+	}
+	scripts, err := startScripts(ctx, cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading scripts: %w", err)
+	}
+	r := &routerRun{log: log, st: st, scripts: scripts, failed: make(chan error, 2)}
+	r.svc = router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
+	addr := net.JoinHostPort(cfg.RestListener.Addr.Host, strconv.Itoa(cfg.RestListener.Addr.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		scripts.Close()
+		st.Close()
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	handler := withScriptAdmin(r.svc.Handler(), scripts)
+	if len(extra) > 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		for pattern, h := range extra {
+			mux.Handle(pattern, h)
+		}
+		handler = mux
+	}
+	r.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		var err error
+		if cfg.RestListener.Cert != "" {
+			err = r.srv.ServeTLS(ln, cfg.RestListener.Cert, cfg.RestListener.Key)
+		} else {
+			err = r.srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			r.failed <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	go func() {
+		if err := r.svc.Run(ctx); err != nil {
+			r.failed <- err
+		}
+	}()
+	log.Info("router listening", "addr", ln.Addr().String(), "session_uri", cfg.RestListener.SessionURI,
+		"storage", string(cfg.Storage.Location.Backend))
+	return r, nil
+}
+
+// shutdown drains output handlers and requests (10 s at most), then closes storage, which
+// releases this replica's leases.
+func (r *routerRun) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.svc.Shutdown(ctx)
+	if err := r.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		r.log.Warn("http shutdown", "err", err)
+	}
+	r.scripts.Close()
+	r.st.Close()
 }
 
 func newLogger(o *output, format string, level slog.Level) *slog.Logger {

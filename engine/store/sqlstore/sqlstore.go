@@ -74,8 +74,22 @@ func Open(ctx context.Context, d Dialect, wdb, rdb *sql.DB, opts store.Options) 
 	s.c = newCommitter(wdb, max(d.Committers, 1), s.opts.MaxBatch, d.Retryable)
 	now := s.now()
 	err := s.c.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return s.queryRow(ctx, tx, `INSERT INTO sessions (uri, live, creation, last_update)
-			VALUES (?, TRUE, ?, ?) RETURNING id`, s.opts.SessionURI, now, now).Scan(&s.session)
+		if err := s.queryRow(ctx, tx, `INSERT INTO sessions (uri, live, creation, last_update)
+			VALUES (?, TRUE, ?, ?) RETURNING id`, s.opts.SessionURI, now, now).Scan(&s.session); err != nil {
+			return err
+		}
+		// A live session with our URI is an earlier run of this replica that died without
+		// closing (kill -9, a crash): its work is ours to take over now, not after the
+		// session TTL. Replicas must have distinct session URIs for this to hold.
+		res, err := s.exec(ctx, tx, `UPDATE sessions SET live = FALSE WHERE uri = ? AND id <> ? AND live`, s.opts.SessionURI, s.session)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			_, err = s.exec(ctx, tx, `UPDATE transactions SET inflight_session_id = NULL, version = version + 1, last_update = ?
+				WHERE inflight_session_id IN (SELECT id FROM sessions WHERE NOT live)`, now)
+		}
+		return err
 	})
 	if err != nil {
 		s.c.close()

@@ -637,6 +637,18 @@ func testSessionsAndLeases(e *env) {
 	if err := c.Refresh(e.ctx); !errors.Is(err, store.ErrSessionLost) {
 		e.t.Errorf("refresh of a reaped session: %v", err)
 	}
+	// A replica restarted after dying (same session URI) takes over its earlier run's work
+	// at once, without waiting out the TTL; the earlier run, if it still ran, is dead.
+	old, err := e.open(store.Options{SessionURI: "http://restarted", Now: e.clock.Now})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	must(old.Create(e.ctx, newTx("held-by-old"))).ok(e.t)
+	noErr(e.t, old.(abandoner).Abandon())
+	restarted := e.replica("http://restarted", 0)
+	if h := must(restarted.Head(e.ctx, "held-by-old")).ok(e.t); h.Lease != (store.Lease{}) {
+		e.t.Errorf("after the restart: %+v", h.Lease)
+	}
 	// Closing releases leases.
 	d, err := e.open(store.Options{SessionURI: "http://d", Now: e.clock.Now})
 	if err != nil {
