@@ -79,7 +79,9 @@ func (rt *Runtime) dkimModule(s *state) map[string]lua.LGFunction {
 				return fail(L, err)
 			}
 			defer r.Close()
-			res, allTags, err := auth.VerifyTags(s.call.ctx, r, rt.resolver().LookupTXT)
+			ctx, cancel := s.call.netCtx()
+			defer cancel()
+			res, allTags, err := auth.VerifyTags(ctx, r, rt.resolver().LookupTXT)
 			if err != nil {
 				return fail(L, err)
 			}
@@ -148,7 +150,9 @@ func (rt *Runtime) spfModule(s *state) map[string]lua.LGFunction {
 	return map[string]lua.LGFunction{
 		"check": func(L *lua.LState) int {
 			ip := net.ParseIP(L.OptString(1, ""))
-			res := auth.CheckSPF(s.call.ctx, rt.resolver(), ip, L.OptString(2, ""), L.OptString(3, ""))
+			ctx, cancel := s.call.netCtx()
+			res := auth.CheckSPF(ctx, rt.resolver(), ip, L.OptString(2, ""), L.OptString(3, ""))
+			cancel()
 			L.Push(luar.New(L, res))
 			return 1
 		},
@@ -251,7 +255,9 @@ func init() {
 			// was found. Without a policy it returns nil, the RFC 8601 result ("none",
 			// "temperror" or "permerror") and why.
 			"lookup": func(L *lua.LState) int {
-				p, err := auth.LookupDMARC(s.call.ctx, rt.resolver().LookupTXT, L.CheckString(1))
+				ctx, cancel := s.call.netCtx()
+				p, err := auth.LookupDMARC(ctx, rt.resolver().LookupTXT, L.CheckString(1))
+				cancel()
 				if err != nil {
 					L.Push(lua.LNil)
 					var de *auth.DMARCError

@@ -76,7 +76,9 @@ func (rt *Runtime) dnsModule(s *state) map[string]lua.LGFunction {
 	lookup := func(f func(ctx context.Context, name string) ([]any, error)) lua.LGFunction {
 		return func(L *lua.LState) int {
 			name := L.CheckString(1)
-			v, err := f(s.call.ctx, name)
+			ctx, cancel := s.call.netCtx()
+			v, err := f(ctx, name)
+			cancel()
 			if err != nil {
 				L.Push(lua.LNil)
 				L.Push(dnsError(err))

@@ -244,6 +244,17 @@ type call struct {
 	done bool
 }
 
+// netCtx bounds a network lookup a script makes (DNS, SPF, DKIM keys) to half of the call's
+// remaining time, so that a lookup that times out leaves the script time to handle it (a
+// DNS server that does not answer is a temporary failure to report, not a failed call).
+func (c *call) netCtx() (context.Context, context.CancelFunc) {
+	d, ok := c.ctx.Deadline()
+	if !ok {
+		return context.WithCancel(c.ctx)
+	}
+	return context.WithTimeout(c.ctx, time.Until(d)/2)
+}
+
 // run takes a state for one call (a hook of a step, a policy, a matcher) and gives it the
 // call's deadline. f runs on the state; what f returns is the call's error.
 func (rt *Runtime) run(ctx context.Context, v *version, c *call, f func(s *state) error) error {

@@ -6,8 +6,10 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,6 +38,8 @@ when apart. Without --config it uses a built-in configuration:
     by MX, with retries and delivery status notifications;
   - Lua scripts from DATA/scripts (yours, hot-reloaded), then the shipped library.
 
+--pprof ADDR serves Go's CPU and allocation profiles there (go tool pprof http://ADDR/debug/pprof/profile).
+
 Example:
   koukan serve &
   koukan send --from me@localhost --to you@localhost --subject hi --text hello --wait
@@ -52,13 +56,14 @@ apply. SIGINT or SIGTERM drains in-flight work and stops; SIGHUP reloads the scr
 		fs.StringVar(&o.gateway, "gateway", "127.0.0.1:8001", "gateway REST `address` (built-in config)")
 		fs.StringVar(&o.smtp, "smtp", "127.0.0.1:2525", "SMTP MX `address` (built-in config)")
 		fs.StringVar(&o.submission, "submission", "127.0.0.1:2587", "SMTP submission `address` (built-in config)")
+		fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiles (net/http/pprof) on this `address`, e.g. 127.0.0.1:6060; off by default")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
 		return func() int { return out.runServe(o, *logFormat) }
 	},
 }
 
 type serveOptions struct {
-	config, data, router, gateway, smtp, submission string
+	config, data, router, gateway, smtp, submission, pprof string
 }
 
 //go:embed serve_default.yaml
@@ -145,6 +150,11 @@ func (o *output) runServe(so serveOptions, logFormat string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if so.pprof != "" {
+		if err := servePprof(so.pprof, log); err != nil {
+			return fail("--pprof: %v", err)
+		}
+	}
 
 	var extra map[string]http.Handler
 	if box != nil {
@@ -204,4 +214,21 @@ or over SMTP:
   swaks --server %s --port %s --from me@example.org --to you@localhost
 `, time.Since(started).Round(time.Millisecond), api, api, so.smtp, so.submission, api+"/mailbox",
 		filepath.Join(so.data, "mailbox"), api, api, smtpHost, smtpPort)
+}
+
+// servePprof serves the runtime's profiles on their own listener, never on a public one.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("profiles at http://" + ln.Addr().String() + "/debug/pprof/")
+	go http.Serve(ln, mux)
+	return nil
 }

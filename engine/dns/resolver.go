@@ -141,7 +141,7 @@ func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	if err != nil {
 		return nil, invalidName(name, err)
 	}
-	if _, ok := r.static[fqdn]; ok {
+	if _, ok := r.fixed(fqdn); ok {
 		return nil, notFound(name, "", false)
 	}
 	rrs, err := r.lookup(ctx, name, fqdn, mdns.TypeMX)
@@ -293,6 +293,21 @@ func worse(a, b error) error {
 	return a
 }
 
+// loopback answers "localhost" and names under it, which RFC 6761 §6.3 has resolvers
+// answer themselves, without a query.
+var loopback = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+
+// fixed gives the addresses of a name that is not looked up: one in Static, or localhost.
+func (r *Resolver) fixed(fqdn string) ([]netip.Addr, bool) {
+	if addrs, ok := r.static[fqdn]; ok {
+		return addrs, true
+	}
+	if name := strings.TrimSuffix(fqdn, "."); name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return loopback, true
+	}
+	return nil, false
+}
+
 // lookupIP answers A (qtype TypeA) or AAAA lookups from literals, Static or DNS.
 func (r *Resolver) lookupIP(ctx context.Context, host string, qtype uint16) ([]netip.Addr, error) {
 	want4 := qtype == mdns.TypeA
@@ -303,7 +318,7 @@ func (r *Resolver) lookupIP(ctx context.Context, host string, qtype uint16) ([]n
 	if err != nil {
 		return nil, invalidName(host, err)
 	}
-	if addrs, ok := r.static[fqdn]; ok {
+	if addrs, ok := r.fixed(fqdn); ok {
 		return family(addrs, want4, host)
 	}
 	rrs, err := r.lookup(ctx, host, fqdn, qtype)
@@ -353,6 +368,9 @@ func (r *Resolver) resolve(ctx context.Context, name string, qtype uint16) ([]md
 // records of qtype found at the end of any CNAME chain, or an error; never
 // an empty list. name is the caller's spelling, for errors.
 func (r *Resolver) lookup(ctx context.Context, name, fqdn string, qtype uint16) ([]mdns.RR, error) {
+	if _, ok := r.fixed(fqdn); ok {
+		return nil, notFound(name, "", false) // not an address query: no such record
+	}
 	key := cacheKey{name: fqdn, qtype: qtype}
 	e, ok := r.cache.get(key)
 	if !ok {

@@ -523,3 +523,26 @@ func TestNewOptions(t *testing.T) {
 		t.Errorf("New: %v", err)
 	}
 }
+
+// localhost and names under it are answered without a query (RFC 6761 §6.3).
+func TestLocalhost(t *testing.T) {
+	srv := dnstest.Start(t, dnstest.Zone{})
+	r := srv.Resolver(t)
+	for _, name := range []string{"localhost", "LocalHost.", "mail.localhost"} {
+		addrs, err := r.LookupIPAddr(context.Background(), name)
+		if err != nil || len(addrs) != 2 {
+			t.Errorf("%s: %v %v", name, addrs, err)
+		}
+		mxs, err := r.LookupMXOrImplicit(context.Background(), name)
+		if err != nil || len(mxs) != 1 {
+			t.Errorf("%s MX: %v %v", name, mxs, err)
+		}
+		var de *net.DNSError
+		if _, err := r.LookupTXT(context.Background(), name); !errors.As(err, &de) || !de.IsNotFound {
+			t.Errorf("%s TXT: %v", name, err)
+		}
+	}
+	if n := srv.Queries(); n != 0 {
+		t.Errorf("%d queries reached the server", n)
+	}
+}
