@@ -59,6 +59,11 @@ func (s *serveAt) waitMailbox(t *testing.T, n int) []mailboxEntry {
 // cleanly.
 func TestServeOutOfTheBox(t *testing.T) {
 	s := startServe(t, t.TempDir())
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if res, body := request(t, "GET", s.api+probe, ""); res.StatusCode != 200 {
+			t.Errorf("%s: %d %s", probe, res.StatusCode, body)
+		}
+	}
 	res, body := request(t, "POST", s.api+"/senders/submission/transactions",
 		`{"mail_from":{"m":"me@localhost"},"rcpt_to":[{"m":"you@localhost"}],"body":{"inline":"Subject: by curl\r\n\r\nhello\r\n"}}`,
 		"Content-Type", "application/json")

@@ -177,7 +177,15 @@ func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.
 	if err != nil {
 		return fmt.Errorf("rest listener %s: %w", addr, err)
 	}
-	g.http = &http.Server{Handler: g.out.Handler(), ReadHeaderTimeout: 30 * time.Second,
+	mux := http.NewServeMux()
+	mux.Handle("/", g.out.Handler())
+	// The gateway keeps no state: serving is being healthy and ready.
+	for _, probe := range []string{"GET /healthz", "GET /readyz"} {
+		mux.HandleFunc(probe, func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	}
+	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	go func() {
 		var err error

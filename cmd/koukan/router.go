@@ -107,7 +107,7 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		st.Close()
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	handler := withScriptAdmin(r.svc.Handler(), scripts)
+	handler := withOps(r.svc.Handler(), scripts, st)
 	if len(extra) > 0 {
 		mux := http.NewServeMux()
 		mux.Handle("/", handler)

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/dns"
+	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/luabind"
 	"github.com/koukan/koukan/scripts"
 )
@@ -72,20 +74,41 @@ func startScripts(ctx context.Context, cfg *config.Router, log *slog.Logger) (*l
 	return rt, nil
 }
 
-// withScriptAdmin serves GET /admin/scripts — the loaded version and the last reload
-// error — next to the router's API.
-func withScriptAdmin(api http.Handler, rt *luabind.Runtime) http.Handler {
+// withOps serves, next to the router's API, what operators and orchestrators ask:
+// GET /admin/scripts (the loaded script version and the last reload error), GET /healthz
+// (the process answers) and GET /readyz (the database answers and scripts are loaded).
+func withOps(api http.Handler, rt *luabind.Runtime, st store.Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.HandleFunc("GET /admin/scripts", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
 		st := rt.Status()
-		json.NewEncoder(w).Encode(struct {
+		writeJSON(w, http.StatusOK, struct {
 			luabind.Status
 			Calls    int64 `json:"calls"`
 			Errors   int64 `json:"errors"`
 			Timeouts int64 `json:"timeouts"`
 		}{st, rt.Stats.Calls.Load(), rt.Stats.Errors.Load(), rt.Stats.Timeouts.Load()})
 	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case st.Ping(ctx) != nil:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "the database does not answer"})
+		case rt.Status().Hash == "":
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no scripts loaded"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		}
+	})
 	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
 }

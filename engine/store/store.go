@@ -80,6 +80,9 @@ type Store interface {
 	// nothing refers to.
 	GC(ctx context.Context, ttl time.Duration) (GCStats, error)
 
+	// Ping checks that the database answers, for readiness probes.
+	Ping(ctx context.Context) error
+
 	// Close ends the session, releasing its leases, and closes the database.
 	Close() error
 }

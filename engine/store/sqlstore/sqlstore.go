@@ -98,6 +98,11 @@ func Open(ctx context.Context, d Dialect, wdb, rdb *sql.DB, opts store.Options) 
 	return s, nil
 }
 
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
 func (s *Store) SessionID() int64   { return s.session }
 func (s *Store) SessionURI() string { return s.opts.SessionURI }
 
