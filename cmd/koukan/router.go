@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,15 +40,26 @@ or on SIGHUP, and GET /admin/scripts shows the loaded version.`,
 	flags: func(fs *flag.FlagSet, out *output) func() int {
 		path := fs.String("config", "router.yaml", "router config `file`")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
-		return func() int { return out.runRouter(*path, *logFormat) }
+		sessionURI := fs.String("session-uri", "", "this replica's own `URL`, overriding rest_listener.session_uri: replicas\nsharing one config each pass theirs (on Kubernetes: http://$(POD_IP):8000)")
+		return func() int { return out.runRouter(*path, *logFormat, *sessionURI) }
 	},
 }
 
-func (o *output) runRouter(path, logFormat string) int {
+func (o *output) runRouter(path, logFormat, sessionURI string) int {
 	cfg, warns, err := config.LoadRouter(path)
 	if err != nil {
 		fmt.Fprintf(o.stderr, "koukan router: %v\n", err)
 		return 1
+	}
+	if sessionURI != "" {
+		if u, err := url.Parse(sessionURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fmt.Fprintf(o.stderr, "koukan router: --session-uri %q: want an http:// or https:// URL\n", sessionURI)
+			return 2
+		}
+		if cfg.RestListener.ServiceURI == cfg.RestListener.SessionURI {
+			cfg.RestListener.ServiceURI = sessionURI
+		}
+		cfg.RestListener.SessionURI = sessionURI
 	}
 	log := newLogger(o, logFormat, cfg.Logging.Level)
 	for _, w := range warns {
