@@ -10,10 +10,13 @@
 package restoutput
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,6 +39,8 @@ type Step struct {
 	// sent maps upstream recipient positions to the chain's recipient indices.
 	sent     []int
 	bodySent bool
+	// sentOutput is the filter output the upstream has (send_filter_output).
+	sentOutput map[string]json.RawMessage
 }
 
 var _ chain.Step = (*Step)(nil)
@@ -62,8 +67,9 @@ func (s *Step) Update(ctx context.Context, u *chain.Update) error {
 		if t.MailFrom == nil || t.MailResponse != nil {
 			return nil
 		}
-		if s.endpoint(t) == "" && u.Recipients() == 0 && len(t.RcptTo) > 0 {
-			// Routing is per recipient: the destination comes with the recipients' pass.
+		if u.Recipients() == 0 && len(t.RcptTo) > 0 {
+			// The upstream is created with its recipients (a one-recipient sender takes
+			// nothing less), and routing, per recipient, comes with their pass.
 			return nil
 		}
 		if !s.start(ctx, u) {
@@ -117,8 +123,9 @@ func (s *Step) start(ctx context.Context, u *chain.Update) bool {
 		hosts = []tx.HostPort{{}}
 	}
 	var last tx.Response
+	rcpts := u.Pending()
 	for _, h := range hosts {
-		create := s.createTx(u.Tx, h)
+		create := s.createTx(u.Tx, h, rcpts)
 		cctx, cancel := context.WithTimeout(ctx, s.opts.RcptTimeout)
 		up, err := s.client.Create(cctx, postURL(base, create.Sender), create)
 		if err == nil {
@@ -131,7 +138,8 @@ func (s *Step) start(ctx context.Context, u *chain.Update) bool {
 		}
 		last = *up.State().MailResponse
 		if last.Ok() || last.Perm() {
-			s.up = up
+			s.up, s.sent = up, rcpts
+			s.sentOutput = maps.Clone(create.FilterOutput)
 			u.SetMailResponse(last)
 			return last.Ok()
 		}
@@ -149,12 +157,16 @@ func (s *Step) endpoint(t *tx.Tx) string {
 	return t.RestEndpoint
 }
 
-// createTx is what the upstream is asked to create: the envelope sender and where it came
-// from; recipients follow in updates.
-func (s *Step) createTx(t *tx.Tx, host tx.HostPort) *tx.Tx {
+// createTx is what the upstream is asked to create: the envelope with the recipients
+// known so far (rcpts, indices into t.RcptTo) and where it came from; later recipients
+// follow in updates.
+func (s *Step) createTx(t *tx.Tx, host tx.HostPort, rcpts []int) *tx.Tx {
 	c := &tx.Tx{MailFrom: t.MailFrom, RemoteHost: t.RemoteHost, LocalHost: t.LocalHost, SMTPMeta: t.SMTPMeta,
 		Sender: t.RestUpstreamSender}
-	if on, _ := t.Options["send_filter_output"].(bool); on {
+	for _, i := range rcpts {
+		c.RcptTo = append(c.RcptTo, t.RcptTo[i])
+	}
+	if sendsFilterOutput(t) {
 		c.FilterOutput = t.FilterOutput
 	}
 	if c.Sender == nil {
@@ -179,7 +191,9 @@ func postURL(base string, sender *tx.Sender) string {
 	return strings.TrimSuffix(base, "/") + "/senders/" + url.PathEscape(name) + "/transactions"
 }
 
-// sendRecipients passes on the recipients no earlier step has answered.
+// sendRecipients passes on the recipients no earlier step has answered, and with the
+// destination option send_filter_output the filter output that changed since it was last
+// sent.
 func (s *Step) sendRecipients(ctx context.Context, u *chain.Update) error {
 	var delta tx.Tx
 	for _, i := range u.Pending() {
@@ -188,11 +202,33 @@ func (s *Step) sendRecipients(ctx context.Context, u *chain.Update) error {
 			s.sent = append(s.sent, i)
 		}
 	}
-	if len(delta.RcptTo) == 0 {
+	delta.RcptToOffset = len(s.sent) - len(delta.RcptTo)
+	if sendsFilterOutput(u.Tx) {
+		for k, v := range u.Tx.FilterOutput {
+			if !bytes.Equal(s.sentOutput[k], v) {
+				if delta.FilterOutput == nil {
+					delta.FilterOutput = map[string]json.RawMessage{}
+				}
+				delta.FilterOutput[k] = v
+			}
+		}
+	}
+	if len(delta.RcptTo) == 0 && delta.FilterOutput == nil {
 		return nil
 	}
-	delta.RcptToOffset = len(s.sent) - len(delta.RcptTo)
-	return s.update(ctx, &delta)
+	if err := s.update(ctx, &delta); err != nil {
+		return err
+	}
+	if s.sentOutput == nil {
+		s.sentOutput = map[string]json.RawMessage{}
+	}
+	maps.Copy(s.sentOutput, delta.FilterOutput)
+	return nil
+}
+
+func sendsFilterOutput(t *tx.Tx) bool {
+	on, _ := t.Options["send_filter_output"].(bool)
+	return on
 }
 
 // update sends a delta (nil: a heartbeat). A version conflict means the upstream moved on
