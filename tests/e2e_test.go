@@ -122,6 +122,11 @@ router:
         - {filter: rest_output, rcpt_timeout: 10, data_timeout: 10}
     - name: ingress_exploder
       chain:
+{{- if .EHLOCheck}}
+        - {filter: remote_host}
+        - {filter: policy_action, tag: ehlo, match: {matcher: remote_host, ehlo_alignment: false},
+           action: REJECT, code: 550, message: 5.7.1 your EHLO name does not match your address}
+{{- end}}
         - *valid_mail_from
         - *valid_rcpt_to
         - {filter: policy_action, tag: max_rcpts, mode: PER_RCPT, match: {matcher: num_rcpts, max_rcpts: 1},
@@ -227,6 +232,9 @@ type e2eOptions struct {
 	// one-recipient ingress chain "local", as config/examples/serve.yaml does, instead of
 	// through an exploder (TestE2EShortCircuitToOneRecipientSender).
 	directShortCircuit bool
+	// ehloCheck rejects MX clients whose EHLO name is not their address's reverse name
+	// (§11.1 policy_reject_mail); 127.0.0.1's is localhost.
+	ehloCheck bool
 }
 
 // startE2E writes the config for storage (a storage URL) and starts koukan serve on it.
@@ -256,6 +264,7 @@ func startE2E(t *testing.T, storage string, o e2eOptions) *e2e {
 		"bounce.test":                {MX: []dnstest.MX{{Pref: 10, Host: "mx.bounce.test"}}},
 		"mx.bounce.test":             {A: []string{"127.0.0.1"}},
 		"e2e._domainkey.example.com": {TXT: []string{dkimTXT}},
+		dnstest.ReverseName("127.0.0.1"): {PTR: []string{"localhost."}},
 	})
 
 	free := distinctPorts(t, 5)
@@ -264,7 +273,7 @@ func startE2E(t *testing.T, storage string, o e2eOptions) *e2e {
 		"Dead": free[4], "Internet": e.internet.port, "Mailbox": e.mailbox.port,
 		"App": e.app.URL(), "DNS": e.zone.Addr, "Storage": storage, "DKIMKey": keyFile,
 		"Cert": cert, "Key": key, "Secrets": filepath.Join(e.dir, "users.json"),
-		"DirectShortCircuit": o.directShortCircuit,
+		"DirectShortCircuit": o.directShortCircuit, "EHLOCheck": o.ehloCheck,
 	}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("serve").Parse(e2eConfig)).Execute(&cfg, ports); err != nil {
@@ -510,6 +519,22 @@ func TestE2ESmoke(t *testing.T) {
 		e.stop()
 		if n := len(e.mailbox.transactions()); n != 1 {
 			t.Errorf("the mail store saw %d transactions, want 1: %v", n, e.mailbox.transactions())
+		}
+	})
+}
+
+// §11.1 policy_reject_mail: the client at 127.0.0.1 (reverse name localhost) says EHLO
+// nonlocalhost: MAIL is refused; with EHLO localhost it is accepted.
+func TestE2EPolicyRejectMail(t *testing.T) {
+	eachBackend(t, func(t *testing.T, storage string) {
+		e := startE2E(t, storage, e2eOptions{ehloCheck: true})
+		replies, err := smtpDialog(e.mx, "EHLO nonlocalhost", "MAIL FROM:<alice@example.com>", "QUIT")
+		if err != nil || len(replies) < 3 || !strings.HasPrefix(replies[2], "550 5.7.1") {
+			e.fatalf("EHLO nonlocalhost: replies %q (%v)", replies, err)
+		}
+		replies, err = smtpDialog(e.mx, "EHLO localhost", "MAIL FROM:<alice@example.com>", "QUIT")
+		if err != nil || len(replies) < 3 || !strings.HasPrefix(replies[2], "250 ") {
+			e.fatalf("EHLO localhost: replies %q (%v)", replies, err)
 		}
 	})
 }
