@@ -259,11 +259,11 @@ func startE2E(t *testing.T, storage string, o e2eOptions) *e2e {
 	writeFile(t, filepath.Join(e.dir, "users.json"), secrets)
 
 	e.zone = dnstest.Start(t, dnstest.Zone{
-		"remote.test":                {MX: []dnstest.MX{{Pref: 10, Host: "mx.remote.test"}}},
-		"mx.remote.test":             {A: []string{"127.0.0.1"}},
-		"bounce.test":                {MX: []dnstest.MX{{Pref: 10, Host: "mx.bounce.test"}}},
-		"mx.bounce.test":             {A: []string{"127.0.0.1"}},
-		"e2e._domainkey.example.com": {TXT: []string{dkimTXT}},
+		"remote.test":                    {MX: []dnstest.MX{{Pref: 10, Host: "mx.remote.test"}}},
+		"mx.remote.test":                 {A: []string{"127.0.0.1"}},
+		"bounce.test":                    {MX: []dnstest.MX{{Pref: 10, Host: "mx.bounce.test"}}},
+		"mx.bounce.test":                 {A: []string{"127.0.0.1"}},
+		"e2e._domainkey.example.com":     {TXT: []string{dkimTXT}},
 		dnstest.ReverseName("127.0.0.1"): {PTR: []string{"localhost."}},
 	})
 
