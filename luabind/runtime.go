@@ -25,6 +25,7 @@ import (
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/auth"
 	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/luabind/lint"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -168,12 +169,14 @@ func (rt *Runtime) Reload() error {
 	}
 	if len(errs) > 0 {
 		rt.Stats.ReloadFailures.Add(1)
+		metrics.ScriptReloads.WithLabelValues("failed").Inc()
 		rt.status.LastError = errs.Error()
 		return errs
 	}
 	v := &version{lib: lib, gen: rt.gen.Add(1)}
 	rt.cur.Store(v)
 	rt.Stats.Reloads.Add(1)
+	metrics.ScriptReloads.WithLabelValues("ok").Inc()
 	rt.status.LastError = ""
 	rt.status.Hash, rt.status.LoadedAt = lib.Hash, rt.status.LastAttempt
 	rt.status.Scripts = rt.status.Scripts[:0]
@@ -275,16 +278,22 @@ func (rt *Runtime) run(ctx context.Context, v *version, c *call, f func(s *state
 	s.L.SetContext(cctx)
 	defer s.L.RemoveContext()
 	rt.Stats.Calls.Add(1)
+	started := time.Now()
 	err = f(s)
 	c.done = true
+	result := "ok"
 	var se *ScriptError
 	if errors.As(err, &se) {
 		rt.Stats.Errors.Add(1)
+		result = "error"
 		if se.Timeout {
 			rt.Stats.Timeouts.Add(1)
+			result = "timeout"
 		}
 		rt.log.Error("script failed", "script", c.script.File, "step", c.step, "tx", c.txID, "err", se.Error())
 	}
+	metrics.ScriptCalls.WithLabelValues(c.script.Name, result).Inc()
+	metrics.ScriptSeconds.WithLabelValues(c.script.Name).Observe(metrics.Since(started))
 	return err
 }
 

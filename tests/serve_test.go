@@ -98,6 +98,22 @@ func TestServeOutOfTheBox(t *testing.T) {
 	if !strings.HasPrefix(raw, "Delivered-To: ") || !strings.Contains(raw, "Received: ") {
 		t.Errorf("stored message %q", raw)
 	}
+	_, metrics := request(t, "GET", s.api+"/metrics", "")
+	for _, want := range []string{
+		`koukan_transactions_created_total{sender="submission"}`,
+		`koukan_transactions_finished_total{reason="upstream response success",sender="submission"}`,
+		`koukan_attempts_total{outcome="final",sender="submission"}`,
+		`koukan_http_requests_total{route="POST /senders/{sender}/transactions",status="201"}`,
+		`koukan_smtp_sessions_open{service="ingress/smtp-mx"}`,
+		`koukan_smtp_replies_total{class="2xx",side="inbound"}`,
+		`koukan_smtp_replies_total{class="2xx",side="outbound"}`,
+		`koukan_script_calls_total{result="ok",script="received_header"}`,
+		`koukan_script_reloads_total{result="ok"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	files, _ := filepath.Glob(filepath.Join(s.data, "mailbox", "*.eml"))
 	if len(files) != 4 {
 		t.Errorf("%d .eml files", len(files))

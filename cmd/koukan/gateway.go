@@ -19,6 +19,7 @@ import (
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/gateway/inbound"
 	"github.com/koukan/koukan/engine/gateway/outbound"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/rest"
 )
 
@@ -179,13 +180,14 @@ func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", g.out.Handler())
+	mux.Handle("GET /metrics", metrics.Handler())
 	// The gateway keeps no state: serving is being healthy and ready.
 	for _, probe := range []string{"GET /healthz", "GET /readyz"} {
 		mux.HandleFunc(probe, func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})
 	}
-	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second,
+	g.http = &http.Server{Handler: metrics.CountRequests(mux), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
 	go func() {
 		var err error

@@ -13,6 +13,7 @@ import (
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/dns"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/luabind"
 	"github.com/koukan/koukan/scripts"
@@ -76,10 +77,12 @@ func startScripts(ctx context.Context, cfg *config.Router, log *slog.Logger) (*l
 
 // withOps serves, next to the router's API, what operators and orchestrators ask:
 // GET /admin/scripts (the loaded script version and the last reload error), GET /healthz
-// (the process answers) and GET /readyz (the database answers and scripts are loaded).
+// (the process answers), GET /readyz (the database answers and scripts are loaded) and
+// GET /metrics (Prometheus); it counts every request by route and status.
 func withOps(api http.Handler, rt *luabind.Runtime, st store.Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /admin/scripts", func(w http.ResponseWriter, _ *http.Request) {
 		st := rt.Status()
 		writeJSON(w, http.StatusOK, struct {
@@ -104,7 +107,7 @@ func withOps(api http.Handler, rt *luabind.Runtime, st store.Store) http.Handler
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
 	})
-	return mux
+	return metrics.CountRequests(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

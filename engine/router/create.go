@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/koukan/koukan/engine/metrics"
 	"io"
 	"mime"
 	"net/http"
@@ -74,6 +75,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec, err := s.store.Create(r.Context(), n)
 	if err == nil {
+		metrics.TxCreated.WithLabelValues(senderName).Inc()
 		s.handOff(rec.RestID)
 	}
 	var ie *store.IdempotencyError

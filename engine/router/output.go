@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/koukan/koukan/engine/metrics"
 	"io"
 	"reflect"
 	"time"
@@ -107,7 +108,7 @@ func fillMissing(t *tx.Tx, bodyDone bool, r tx.Response) {
 // attempt is the output handler loop of reference §3.6: feed the chain what is new, write
 // its answers to the attempt, and stop when the transaction cannot progress further.
 func (s *Service) attempt(restID string) error {
-	ctx := s.ctx
+	ctx, started := s.ctx, time.Now()
 	rec, t, err := s.read(ctx, restID)
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (s *Service) attempt(restID string) error {
 		}
 		if done, reason := outcome(view, rec.InputDone); done {
 			release()
-			return s.finish(ctx, restID, rec, view, c, msg, oh, reason)
+			return s.finish(ctx, restID, rec, view, c, msg, oh, reason, started)
 		}
 
 		wait := time.Until(lastRefresh.Add(oh.UpstreamRefresh))
@@ -189,7 +190,7 @@ func (s *Service) attempt(restID string) error {
 		}
 		if !rec.InputDone && time.Since(lastChange) >= oh.DownstreamTimeout && s.hub.waiting(restID) == 0 {
 			view.FillInflightResponses(tx.Response{Code: 450, Message: "4.4.7 downstream timeout"})
-			return s.finish(ctx, restID, rec, view, c, msg, oh, tx.ReasonDownstreamTimeout)
+			return s.finish(ctx, restID, rec, view, c, msg, oh, tx.ReasonDownstreamTimeout, started)
 		}
 	}
 }
@@ -295,7 +296,7 @@ func anyOK(rs []tx.Response) bool {
 // finish ends the attempt: final reason, or the retry time of a temporary failure, then the
 // chain is told to release its upstream.
 func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view *tx.Tx, c *chain.Chain,
-	msg *chain.Message, oh config.OutputHandler, reason string) error {
+	msg *chain.Message, oh config.OutputHandler, reason string, started time.Time) error {
 	f := store.Finish{FinalReason: reason}
 	if reason == "" && rec.Retry && oh.RetryParams != nil {
 		f.NextAttempt, f.FinalReason = nextAttempt(oh.RetryParams, rec.AttemptCount, rec.Creation, time.Now(), jitter)
@@ -307,6 +308,7 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	if _, err := s.store.FinishAttempt(ctx, restID, f); err != nil {
 		return err
 	}
+	recordAttempt(view, f.FinalReason, started)
 	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "final", f.FinalReason,
 		"next_attempt", f.NextAttempt, "data_response", view.DataResponse)
 	if failed(f.FinalReason) {
@@ -392,4 +394,19 @@ func (s *Service) notifyOnly(restID string) error {
 	}
 	_, err = s.store.FinishAttempt(s.ctx, restID, store.Finish{NotificationSent: true})
 	return err
+}
+
+// recordAttempt counts an attempt that ended, and the transaction if it is final.
+func recordAttempt(view *tx.Tx, final string, started time.Time) {
+	sender := ""
+	if view.Sender != nil {
+		sender = view.Sender.Name
+	}
+	outcome := "retry"
+	if final != "" {
+		outcome = "final"
+		metrics.TxFinished.WithLabelValues(sender, final).Inc()
+	}
+	metrics.Attempts.WithLabelValues(sender, outcome).Inc()
+	metrics.AttemptSeconds.WithLabelValues(sender).Observe(metrics.Since(started))
 }

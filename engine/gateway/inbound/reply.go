@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/koukan/koukan/engine/metrics"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,6 +163,7 @@ func upstreamReply(resp tx.Response, p phase) (*reply, error) {
 	if text == "" {
 		text = tx.DefaultMessage(resp.Code)
 	}
+	metrics.SMTPReplies.WithLabelValues("inbound", metrics.Class(resp.Code)).Inc()
 	return newReply(resp.Code, enh, text, nil), nil
 }
 

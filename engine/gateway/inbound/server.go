@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"github.com/koukan/koukan/engine/metrics"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -173,12 +174,14 @@ func (s *Server) track(c *conn) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	s.conns[c] = struct{}{}
+	metrics.SMTPSessions.WithLabelValues(s.cfg.Sender + "/" + s.cfg.Tag).Inc()
 }
 
 func (s *Server) untrack(c *conn) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	delete(s.conns, c)
+	metrics.SMTPSessions.WithLabelValues(s.cfg.Sender + "/" + s.cfg.Tag).Dec()
 }
 
 // goSafe runs f on a goroutine that Shutdown waits for, recovering a panic.

@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"errors"
+	"github.com/koukan/koukan/engine/metrics"
 	"io"
 	"net"
 	"strconv"
@@ -34,6 +35,13 @@ var (
 // other failure gets a fixed text that names the phase and, for connects, the address; the
 // Go error goes only to the log.
 func outcome(op string, want int, r *reply, err error, txID string) tx.Response {
+	resp := translate(op, want, r, err, txID)
+	metrics.SMTPReplies.WithLabelValues("outbound", metrics.Class(resp.Code)).Inc()
+	return resp
+}
+
+// translate is outcome without the counting.
+func translate(op string, want int, r *reply, err error, txID string) tx.Response {
 	if err == nil && r != nil {
 		switch {
 		case r.code == want, r.class() == 2 && want/100 == 2, r.class() == 4, r.class() == 5:
