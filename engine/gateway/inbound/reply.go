@@ -113,6 +113,9 @@ func (s *session) answer(p phase, id string, err error) error {
 		log.Info("inbound: rejected", "reply", r.code, "text", r.text)
 	}
 
+	if r.code >= 400 {
+		s.refused.Add(1)
+	}
 	if r.code >= 400 && p.counts() && s.srv.cfg.MaxErrors > 0 {
 		if n := s.nc.errors.Add(1); n > int64(s.srv.cfg.MaxErrors) {
 			log.Warn("inbound: too many errors, closing the connection", "errors", n)

@@ -37,6 +37,9 @@ type session struct {
 	mu   sync.Mutex
 	cur  *upstream // the transaction in progress, nil between transactions
 	user string    // the authenticated user, "" before AUTH
+	// For the session's summary line: when it began, messages accepted, replies >= 400.
+	started           time.Time
+	accepted, refused atomic.Int64
 	// bdatRunning: Data is running for BDAT, on go-smtp's goroutine.
 	bdatRunning atomic.Bool
 }
@@ -82,7 +85,8 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		// Only a plaintext greeting can be seen (conn.greeting); a client
 		// that speaks TLS, and all the more one that sent STARTTLS, an
 		// extension, is taken to speak ESMTP.
-		esmtp: isTLS || nc.greeting != "HELO",
+		esmtp:   isTLS || nc.greeting != "HELO",
+		started: time.Now(),
 	}
 	if s.draining.Load() {
 		return nil, sess.answer(phaseGreeting, "", shuttingDown())
@@ -340,6 +344,9 @@ func (s *session) data(u *upstream, r io.Reader) (answered bool, err error) {
 		return false, err
 	}
 	s.log.Info("inbound: message", "tx", u.id, "upstream", u.rtx.Location(), "bytes", size, "rcpts", u.rcpts, "reply", rep.code)
+	if rep.code < 400 {
+		s.accepted.Add(1)
+	}
 	return true, rep
 }
 
@@ -363,6 +370,12 @@ func (s *session) Reset() { s.endTx("reset") }
 // Logout is the end of the session (the connection closed, or STARTTLS).
 func (s *session) Logout() error {
 	s.endTx("the session ended")
+	_, isTLS := s.c.TLSConnectionState()
+	s.mu.Lock()
+	user := s.user
+	s.mu.Unlock()
+	s.log.Info("inbound: session", "seconds", time.Since(s.started).Round(time.Millisecond).Seconds(),
+		"tls", isTLS, "user", user, "accepted", s.accepted.Load(), "refused", s.refused.Load())
 	return nil
 }
 

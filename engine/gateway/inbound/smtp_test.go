@@ -523,3 +523,28 @@ func TestEndpointAndOptions(t *testing.T) {
 		}
 	}
 }
+
+// A session ends with one summary line: what an operator greps for "what happened to this
+// client".
+func TestSessionSummaryLine(t *testing.T) {
+	e := start(t, Options{}, resttest.Options{})
+	c := e.client()
+	if _, err := send(c, "alice@example.com", []string{"bob@example.com"}, "Subject: x\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.logs.String(), `msg="inbound: session"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no session line in:\n%s", e.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `msg="inbound: session"`) && (!strings.Contains(line, "accepted=1") || !strings.Contains(line, "refused=0") || !strings.Contains(line, "conn=")) {
+			t.Errorf("summary %s", line)
+		}
+	}
+}
