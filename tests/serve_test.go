@@ -109,6 +109,7 @@ func TestServeOutOfTheBox(t *testing.T) {
 		`koukan_smtp_replies_total{class="2xx",side="outbound"}`,
 		`koukan_script_calls_total{result="ok",script="received_header"}`,
 		`koukan_script_reloads_total{result="ok"}`,
+		`koukan_queue_transactions{state="due"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

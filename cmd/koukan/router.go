@@ -18,6 +18,7 @@ import (
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/builtin"
 	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/router"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/store/backends"
@@ -111,6 +112,9 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		return nil, fmt.Errorf("loading scripts: %w", err)
 	}
 	r := &routerRun{log: log, st: st, scripts: scripts, failed: make(chan error, 2)}
+	if err := metrics.WatchQueue(st.Queue); err != nil {
+		log.Warn("queue metrics", "err", err)
+	}
 	r.svc = router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
 	addr := net.JoinHostPort(cfg.RestListener.Addr.Host, strconv.Itoa(cfg.RestListener.Addr.Port))
 	ln, err := net.Listen("tcp", addr)

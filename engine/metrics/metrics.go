@@ -4,10 +4,12 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/koukan/koukan/engine/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -106,3 +108,34 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the writer beneath.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// queueDesc describes koukan_queue_transactions.
+var queueDesc = prometheus.NewDesc("koukan_queue_transactions",
+	"Transactions not final yet, by state: in_flight (leased), due (for an attempt now), deferred (a later attempt).",
+	[]string{"state"}, nil)
+
+// queueCollector reads the queue from the store at each scrape.
+type queueCollector struct {
+	count func(ctx context.Context) (store.QueueStats, error)
+}
+
+func (queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+
+func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := q.count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDesc, err)
+		return
+	}
+	for state, n := range map[string]int{"in_flight": st.InFlight, "due": st.Due, "deferred": st.Deferred} {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// WatchQueue exports the queue of the store count reads from (the router's), once per
+// process.
+func WatchQueue(count func(ctx context.Context) (store.QueueStats, error)) error {
+	return Registry.Register(queueCollector{count})
+}

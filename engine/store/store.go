@@ -82,6 +82,8 @@ type Store interface {
 
 	// Ping checks that the database answers, for readiness probes.
 	Ping(ctx context.Context) error
+	// Queue counts the transactions not final yet, for metrics.
+	Queue(ctx context.Context) (QueueStats, error)
 
 	// Close ends the session, releasing its leases, and closes the database.
 	Close() error
@@ -214,6 +216,12 @@ type Head struct {
 	Version int64
 	Lease   Lease
 	Final   bool
+}
+
+// QueueStats counts the transactions that are not final: being worked on (leased), due
+// for an attempt now, and waiting for a later attempt.
+type QueueStats struct {
+	InFlight, Due, Deferred int
 }
 
 // GCStats counts what a GC pass deleted.

@@ -103,6 +103,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
+func (s *Store) Queue(ctx context.Context) (store.QueueStats, error) {
+	var q store.QueueStats
+	now := s.now()
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT
+			COUNT(CASE WHEN inflight_session_id IS NOT NULL THEN 1 END),
+			COUNT(CASE WHEN inflight_session_id IS NULL AND next_attempt_time <= ? THEN 1 END),
+			COUNT(CASE WHEN inflight_session_id IS NULL AND next_attempt_time > ? THEN 1 END)
+		FROM transactions WHERE final_attempt_reason IS NULL`), now, now).Scan(&q.InFlight, &q.Due, &q.Deferred)
+	return q, err
+}
+
 func (s *Store) SessionID() int64   { return s.session }
 func (s *Store) SessionURI() string { return s.opts.SessionURI }
 

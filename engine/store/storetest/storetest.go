@@ -509,6 +509,9 @@ func testDequeue(e *env) {
 	if got := must(s.Dequeue(e.ctx)).ok(e.t); got != nil {
 		e.t.Errorf("dequeued %s before it was due", got.RestID)
 	}
+	if q := must(s.Queue(e.ctx)).ok(e.t); q != (store.QueueStats{Due: 1, Deferred: 3}) {
+		e.t.Errorf("queue %+v, want 1 due (the dead upload is due at once) and 3 deferred", q)
+	}
 	e.clock.Advance(5 * time.Minute)
 	var order []string
 	for {
