@@ -125,9 +125,11 @@ endpoint:
         data_timeout: 3
   - name: msa_exploder
     chain:
+      # The recipient's answer comes at once from the scripted upstream; the wait is only
+      # bounded generously for loaded CI machines.
       - filter: exploder
         msa: true
-        rcpt_timeout: 1
+        rcpt_timeout: 3
         data_timeout: 2
 `
 
