@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +23,7 @@ import (
 func CheckConfig(cfg *config.Router, lib *Library) Findings {
 	c := &configChecker{lib: lib, modules: cfg.Modules}
 	var fs Findings
-	for _, p := range sortedProblems(cfg.CheckSteps(c)) {
+	for _, p := range asProblems(cfg.CheckSteps(c)) {
 		fs = append(fs, lint.Finding{File: p.Pos.File, Line: p.Pos.Line, Col: p.Pos.Column, Severity: lint.Error, Message: p.Msg})
 	}
 	if len(fs) > 0 {
@@ -32,7 +32,8 @@ func CheckConfig(cfg *config.Router, lib *Library) Findings {
 	return append(fs, smokeConfig(cfg, lib)...)
 }
 
-func sortedProblems(err error) config.Errors {
+// asProblems is the problems CheckSteps returned as its error (sorted by position).
+func asProblems(err error) config.Errors {
 	ps, _ := err.(config.Errors)
 	return ps
 }
@@ -96,17 +97,17 @@ func (c *configChecker) known(kind lint.Kind, name string) string {
 func checkOptions(s *Script, at config.Position, options map[string]config.Value) []config.Problem {
 	var ps []config.Problem
 	if !s.Info.OptionsDynamic {
-		for _, k := range sortedKeys(options) {
+		for _, k := range slices.Sorted(maps.Keys(options)) {
 			if _, ok := s.Info.Options[k]; !ok {
 				hint := readList(s)
-				if near := lint.Closest(k, sortedKeys(s.Info.Options)); near != "" {
+				if near := lint.Closest(k, slices.Sorted(maps.Keys(s.Info.Options))); near != "" {
 					hint = fmt.Sprintf(" (did you mean %q?)", near)
 				}
 				ps = append(ps, config.Problem{Pos: options[k].KeyPos, Msg: fmt.Sprintf("option %q is not used by %s%s", k, s.File, hint)})
 			}
 		}
 	}
-	for _, k := range sortedKeys(s.Info.Options) {
+	for _, k := range slices.Sorted(maps.Keys(s.Info.Options)) {
 		use := s.Info.Options[k]
 		if _, set := options[k]; !set && !use.Guarded && len(use.Reads) > 0 {
 			r := use.Reads[0]
@@ -120,16 +121,7 @@ func readList(s *Script) string {
 	if len(s.Info.Options) == 0 {
 		return ", which reads no options"
 	}
-	return " (it reads " + strings.Join(sortedKeys(s.Info.Options), ", ") + ")"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return " (it reads " + strings.Join(slices.Sorted(maps.Keys(s.Info.Options)), ", ") + ")"
 }
 
 // smokeTimeout bounds each call of a smoke run.

@@ -85,10 +85,7 @@ func fromLuaDepth(v lua.LValue, depth int) (any, error) {
 	case lua.LString:
 		return string(v), nil
 	case *lua.LTable:
-		if src := readOnlySource(v); src != nil {
-			v = src
-		}
-		return tableFromLua(v, depth)
+		return tableFromLua(unproxy(v), depth)
 	}
 	return nil, fmt.Errorf("a %s has no JSON form", v.Type())
 }

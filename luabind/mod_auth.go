@@ -237,14 +237,6 @@ func tableString(L *lua.LState, t *lua.LTable, key string) string {
 	return string(v)
 }
 
-// unproxy is the table behind a read-only view (step options), or t itself.
-func unproxy(t *lua.LTable) *lua.LTable {
-	if src := readOnlySource(t); src != nil {
-		return src
-	}
-	return t
-}
-
 func init() {
 	extraModules["dmarc"] = func(rt *Runtime, s *state) map[string]lua.LGFunction {
 		return map[string]lua.LGFunction{

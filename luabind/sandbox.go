@@ -121,6 +121,14 @@ func readOnlySource(v lua.LValue) *lua.LTable {
 	return src
 }
 
+// unproxy is the table behind a read-only view (step options), or t itself.
+func unproxy(t *lua.LTable) *lua.LTable {
+	if src := readOnlySource(t); src != nil {
+		return src
+	}
+	return t
+}
+
 // seeThrough wraps pairs, ipairs and next so that they iterate what a read-only proxy
 // shows rather than the empty proxy.
 func seeThrough(L *lua.LState, fn lua.LValue) *lua.LFunction {

@@ -46,41 +46,32 @@ func (o *output) runGateway(path, logFormat string) int {
 		fmt.Fprintf(o.stderr, "koukan gateway: %v\n", err)
 		return 1
 	}
-	log := newLogger(o, logFormat, cfg.Logging.Level)
-	for _, w := range warns {
-		log.Warn("config: " + w.String())
-	}
+	log := newLogger(o, logFormat, cfg.Logging.Level, warns)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	gw, err := startGateway(ctx, cfg, log)
+	failed := make(chan error, len(cfg.SMTPServices)+1)
+	gw, err := startGateway(ctx, cfg, log, failed)
 	if err != nil {
 		log.Error("starting the gateway", "err", err)
 		return 1
 	}
-	status := 0
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-gw.failed:
-		log.Error("gateway stopped", "err", err)
-		status = 1
-	}
+	status := untilStopped(ctx, log, failed)
 	gw.shutdown(30 * time.Second)
 	return status
 }
 
 // gateway is a running gateway: its SMTP servers and its REST listener.
 type gateway struct {
-	log    *slog.Logger
-	smtp   []*inbound.Server
-	out    *outbound.Server
-	http   *http.Server
-	failed chan error // a listener that stopped on its own
+	log  *slog.Logger
+	smtp []*inbound.Server
+	out  *outbound.Server
+	http *http.Server
 }
 
-// startGateway starts every listener of cfg; koukan gateway and koukan serve share it.
-func startGateway(ctx context.Context, cfg *config.Gateway, log *slog.Logger) (*gateway, error) {
-	g := &gateway{log: log, failed: make(chan error, len(cfg.SMTPServices)+1)}
+// startGateway starts every listener of cfg; koukan gateway and koukan serve share it. A
+// listener that stops on its own reports to failed, which has room for one report each.
+func startGateway(ctx context.Context, cfg *config.Gateway, log *slog.Logger, failed chan<- error) (*gateway, error) {
+	g := &gateway{log: log}
 	clients := map[string]*rest.Client{}
 	for _, ro := range cfg.RestOutputs {
 		c, err := rest.NewClient(rest.Options{ChunkSize: ro.ChunkSize, CAFile: ro.Verify.CAFile, InsecureSkipVerify: ro.Verify.Off})
@@ -104,13 +95,13 @@ func startGateway(ctx context.Context, cfg *config.Gateway, log *slog.Logger) (*
 		g.smtp = append(g.smtp, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
-				g.failed <- fmt.Errorf("smtp listener %s: %w", addr, err)
+				failed <- fmt.Errorf("smtp listener %s: %w", addr, err)
 			}
 		}()
 		log.Info("smtp listening", "addr", ln.Addr().String(), "sender", svc.Sender, "tag", svc.Tag, "smtps", svc.SMTPS)
 	}
 	if l := cfg.RestListener; l != nil {
-		if err := g.startREST(ctx, cfg, l); err != nil {
+		if err := g.startREST(ctx, cfg, l, failed); err != nil {
 			g.shutdown(0)
 			return nil, err
 		}
@@ -151,7 +142,7 @@ func newSMTPService(svc config.SMTPService, cfg *config.Gateway, clients map[str
 }
 
 // startREST serves the transaction API the router sends outbound mail through.
-func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.GatewayRestListener) error {
+func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.GatewayRestListener, failed chan<- error) error {
 	hosts := map[string]outbound.Host{}
 	for tag, h := range cfg.SMTPHosts {
 		oh := outbound.Host{EHLOHost: h.EHLOHost, LMTP: h.Protocol == "lmtp", EnableBDAT: h.EnableBDAT, ChunkSize: h.ChunkSize,
@@ -197,7 +188,7 @@ func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.
 			err = g.http.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			g.failed <- fmt.Errorf("rest listener %s: %w", addr, err)
+			failed <- fmt.Errorf("rest listener %s: %w", addr, err)
 		}
 	}()
 	go g.out.Run(ctx)

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -62,25 +61,16 @@ func (o *output) runRouter(path, logFormat, sessionURI string) int {
 		}
 		cfg.RestListener.SessionURI = sessionURI
 	}
-	log := newLogger(o, logFormat, cfg.Logging.Level)
-	for _, w := range warns {
-		log.Warn("config: " + w.String())
-	}
+	log := newLogger(o, logFormat, cfg.Logging.Level, warns)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := startRouter(ctx, cfg, log, nil)
+	failed := make(chan error, 2)
+	r, err := startRouter(ctx, cfg, log, nil, failed)
 	if err != nil {
 		log.Error("starting the router", "err", err)
 		return 1
 	}
-	status := 0
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-r.failed:
-		log.Error("router stopped", "err", err)
-		status = 1
-	}
+	status := untilStopped(ctx, log, failed)
 	stop()
 	r.shutdown()
 	return status
@@ -93,13 +83,12 @@ type routerRun struct {
 	scripts *luabind.Runtime
 	svc     *router.Service
 	srv     *http.Server
-	failed  chan error // the HTTP server or the service loop stopped on its own
 }
 
 // startRouter opens storage, loads the scripts and serves the API until ctx ends; koukan
 // router and koukan serve share it. extra, if not nil, serves further routes next to the
-// API (the local mailbox of serve).
-func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extra map[string]http.Handler) (*routerRun, error) {
+// API (the local mailbox of serve). A part that stops on its own reports to failed.
+func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extra map[string]http.Handler, failed chan<- error) (*routerRun, error) {
 	st, err := backends.Open(ctx, cfg.Storage.Location, store.Options{
 		SessionURI: cfg.RestListener.SessionURI, ChunkSize: cfg.RestListener.ChunkSize,
 	})
@@ -111,12 +100,12 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		st.Close()
 		return nil, fmt.Errorf("loading scripts: %w", err)
 	}
-	r := &routerRun{log: log, st: st, scripts: scripts, failed: make(chan error, 2)}
+	r := &routerRun{log: log, st: st, scripts: scripts}
 	if err := metrics.WatchQueue(st.Queue); err != nil {
 		log.Warn("queue metrics", "err", err)
 	}
 	r.svc = router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
-	addr := net.JoinHostPort(cfg.RestListener.Addr.Host, strconv.Itoa(cfg.RestListener.Addr.Port))
+	addr := hostPort(cfg.RestListener.Addr)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		scripts.Close()
@@ -141,12 +130,12 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 			err = r.srv.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			r.failed <- fmt.Errorf("http server: %w", err)
+			failed <- fmt.Errorf("router http server: %w", err)
 		}
 	}()
 	go func() {
 		if err := r.svc.Run(ctx); err != nil {
-			r.failed <- err
+			failed <- fmt.Errorf("router: %w", err)
 		}
 	}()
 	log.Info("router listening", "addr", ln.Addr().String(), "session_uri", cfg.RestListener.SessionURI,
@@ -167,10 +156,30 @@ func (r *routerRun) shutdown() {
 	r.st.Close()
 }
 
-func newLogger(o *output, format string, level slog.Level) *slog.Logger {
+// newLogger makes the command's logger and logs the config's warnings with it.
+func newLogger(o *output, format string, level slog.Level, warns config.Warnings) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(o.stderr, opts))
+		log = slog.New(slog.NewJSONHandler(o.stderr, opts))
+	} else {
+		log = slog.New(slog.NewTextHandler(o.stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(o.stderr, opts))
+	for _, w := range warns {
+		log.Warn("config: " + w.String())
+	}
+	return log
+}
+
+// untilStopped waits for the signal that stops the command (ctx) or for a part that stopped
+// on its own, and returns the exit status: 0, or 1 after a failure.
+func untilStopped(ctx context.Context, log *slog.Logger, failed <-chan error) int {
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return 0
+	case err := <-failed:
+		log.Error("stopped", "err", err)
+		return 1
+	}
 }

@@ -144,10 +144,7 @@ func (o *output) runServe(so serveOptions, logFormat string) int {
 			return fail("the built-in config: %v", err)
 		}
 	}
-	log := newLogger(o, logFormat, cfg.Router.Logging.Level)
-	for _, w := range warns {
-		log.Warn("config: " + w.String())
-	}
+	log := newLogger(o, logFormat, cfg.Router.Logging.Level, warns)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if so.pprof != "" {
@@ -163,12 +160,13 @@ func (o *output) runServe(so serveOptions, logFormat string) int {
 		defer box.Close()
 		extra = map[string]http.Handler{"/mailbox": box.Handler(), "/mailbox/": box.Handler()}
 	}
-	r, err := startRouter(ctx, cfg.Router, log, extra)
+	failed := make(chan error, len(cfg.Gateway.SMTPServices)+3)
+	r, err := startRouter(ctx, cfg.Router, log, extra, failed)
 	if err != nil {
 		log.Error("starting the router", "err", err)
 		return 1
 	}
-	gw, err := startGateway(ctx, cfg.Gateway, log)
+	gw, err := startGateway(ctx, cfg.Gateway, log, failed)
 	if err != nil {
 		log.Error("starting the gateway", "err", err)
 		r.shutdown()
@@ -177,17 +175,7 @@ func (o *output) runServe(so serveOptions, logFormat string) int {
 	if box != nil {
 		o.printWelcome(so, started)
 	}
-	status := 0
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-r.failed:
-		log.Error("router stopped", "err", err)
-		status = 1
-	case err := <-gw.failed:
-		log.Error("gateway stopped", "err", err)
-		status = 1
-	}
+	status := untilStopped(ctx, log, failed)
 	stop()
 	// The gateway first: no new SMTP sessions feed the router while it drains.
 	gw.shutdown(10 * time.Second)

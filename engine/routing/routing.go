@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
@@ -158,23 +159,11 @@ func (s *Step) route(t *tx.Tx, i int, d *Destination) *tx.Response {
 	if s.step.DryRun {
 		return nil
 	}
-	if len(t.Routed) > 1 && (t.RestEndpoint != url || !sameHosts(t.Resolution, d.Hosts)) {
+	if len(t.Routed) > 1 && (t.RestEndpoint != url || !slices.Equal(t.Resolution, d.Hosts)) {
 		// One transaction goes to one place; its recipients must agree.
 		delete(t.Routed, i)
 		return &tx.Response{Code: 451, Message: "4.3.0 recipients of one transaction route to different destinations"}
 	}
 	t.RestEndpoint, t.Resolution, t.RestUpstreamSender, t.Options = url, d.Hosts, sender, options
 	return nil
-}
-
-func sameHosts(a, b []tx.HostPort) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
