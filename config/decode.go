@@ -22,6 +22,9 @@ type decoder struct {
 	budget    int
 	exhausted bool
 	merging   map[*yaml.Node]bool // mappings being merged by "<<", to stop a merge of itself
+	// visit, when set, is shown every mapping decoded with fields, and the fields, before
+	// they are decoded; a test walks every key the decoder knows with it.
+	visit func(p path, n *yaml.Node, fs []field)
 }
 
 // facts are what a router or gateway config checks once it is decoded.
@@ -112,7 +115,8 @@ func (f field) notNull() field {
 	return f
 }
 
-// ignored is a key the reference system accepted and never read.
+// ignored is a key the reference system accepted that has no effect in Koukan; why says
+// what happens instead.
 func ignored(key, why string) field { return field{key: key, ignored: why} }
 
 // sub decodes key with fn, which receives the value as written (null included).
@@ -164,6 +168,9 @@ func (d *decoder) fieldsAndRest(p path, n *yaml.Node, rest func(k, v *yaml.Node)
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, p, "expected a mapping, got %s", describe(n))
 		return false
+	}
+	if d.visit != nil {
+		d.visit(p, n, fs)
 	}
 	seen := map[string]bool{}
 	for _, e := range d.entries(p, n) {

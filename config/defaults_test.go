@@ -46,7 +46,7 @@ func TestRouterDefaults(t *testing.T) {
 		want       any
 	}{
 		{"global", "", func(r *Router) any { return r.Global },
-			RouterGlobal{Dequeue: true, Executor: RouterExecutors{Executor{10, 30 * time.Second}, Executor{256, 30 * time.Second}}, RestIDEntropy: 16}},
+			RouterGlobal{Dequeue: true, Executor: RouterExecutors{Executor{256}}, RestIDEntropy: 16}},
 		{"yes and no as booleans, as PyYAML reads them", "global: {dequeue: no}", func(r *Router) any { return r.Global.Dequeue }, false},
 		{"rest_listener", "", func(r *Router) any { return r.RestListener },
 			RestListener{Listener: Listener{Addr: HostPort{"localhost", 8000}}, SessionURI: "http://localhost:8000", ServiceURI: "http://localhost:8000", ChunkSize: 1 << 20, MaxBodySize: 64 << 20}},
@@ -54,7 +54,7 @@ func TestRouterDefaults(t *testing.T) {
 			func(r *Router) any { return r.RestListener.ServiceURI }, "https://koukan.example.com"},
 		{"storage", "", func(r *Router) any { return r.Storage },
 			Storage{Location: store.Location{Backend: store.SQLite, Path: "r.db"}, SessionRefreshInterval: 30 * time.Second,
-				GCTTL: 24 * time.Hour, BlobTxRefreshInterval: 10 * time.Second, CacheTTL: 5 * time.Second}},
+				GCTTL: 24 * time.Hour, BlobTxRefreshInterval: 10 * time.Second}},
 		{"gc_interval null is off", "storage: {url: 'sqlite:///r.db', gc_interval: null}", func(r *Router) any { return r.Storage.GCInterval }, time.Duration(0)},
 		{"gc_interval 0 is off", "storage: {url: 'sqlite:///r.db', gc_interval: 0}", func(r *Router) any { return r.Storage.GCInterval }, time.Duration(0)},
 		{"fractional seconds", "storage: {url: 'sqlite:///r.db', gc_interval: 2.5}", func(r *Router) any { return r.Storage.GCInterval }, 2500 * time.Millisecond},
@@ -82,16 +82,16 @@ func TestRouterDefaults(t *testing.T) {
 			"rest_endpoint: [{name: r, endpoint: 'http://r.example.com/', sender: s, options: {receive_parsing: }}]",
 			func(r *Router) any { return r.RestEndpoint("r").Options }, EndpointOptions{ReceiveParsing: true, MaxInline: 65536}},
 		{"tags override the sender; upstream defaults to the sender and tag",
-			"sender: [{name: s, output_chain: e, retry: output_chain, smtp_meta: {tls: true}, tag: [{name: t, smtp_meta: null}, {name: u, retry: null}]}]\n" +
+			"sender: [{name: s, output_chain: e, retry: output_chain, tag: [{name: t}, {name: u, retry: null}]}]\n" +
 				endpoint("output_handler: {retry_params: {}},", "rest_output"),
 			func(r *Router) any {
 				s := r.Sender("s")
 				return []SenderSettings{s.SenderSettings, s.Tags[0].SenderSettings, s.Tags[1].SenderSettings}
 			},
 			[]SenderSettings{
-				{OutputChain: "e", Retry: true, UpstreamSender: "s", SMTPMeta: map[string]any{"tls": true}},
+				{OutputChain: "e", Retry: true, UpstreamSender: "s"},
 				{OutputChain: "e", Retry: true, UpstreamSender: "s", UpstreamTag: "t"},
-				{OutputChain: "e", UpstreamSender: "s", UpstreamTag: "u", SMTPMeta: map[string]any{"tls": true}},
+				{OutputChain: "e", UpstreamSender: "s", UpstreamTag: "u"},
 			}},
 		{"merge keys", "endpoint: [{name: e, chain: [{<<: {filter: dkim_sign, domain: example.com}, selector: s1}, {filter: rest_output}]}]",
 			func(r *Router) any { return r.Endpoint("e").Chain[0].Options["domain"].Plain() }, "example.com"},
@@ -117,19 +117,18 @@ rest_output: [{name: r, endpoint: 'http://localhost:8000/'}, {name: big, endpoin
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "executor", g.Executor, Executor{10, time.Hour})
 	check(t, "rest_listener", *g.RestListener, GatewayRestListener{
-		Listener: Listener{Addr: HostPort{"localhost", 8001}}, SessionURI: "http://localhost:8001", RestIDEntropy: 16, ChunkSize: 1 << 20,
+		Listener: Listener{Addr: HostPort{"localhost", 8001}}, SessionURI: "http://localhost:8001", RestIDEntropy: 16,
 		GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
 	check(t, "smtp host", g.SMTPHosts["outbound"], SMTPHost{EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536,
 		MaxReuse: 100, ReuseIdle: 5 * time.Second})
 	check(t, "service", g.SMTPServices[0], SMTPService{Listener: Listener{Addr: HostPort{"localhost", 25}}, Endpoint: "r",
 		RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second, MaxMessageSize: 32 << 20, MaxRecipients: 1000,
-		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute})
-	check(t, "rest_output chunk sizes", [][2]int{{g.RestOutputs[0].ChunkSize, g.RestOutputs[0].BufferSize}, {g.RestOutputs[1].ChunkSize, g.RestOutputs[1].BufferSize}},
-		[][2]int{{64 << 10, 1 << 20}, {100, 100}})
-	check(t, "rest_output timeouts", []time.Duration{g.RestOutputs[0].RcptTimeout, g.RestOutputs[0].DataTimeout, g.RestOutputs[0].RefreshInterval},
-		[]time.Duration{30 * time.Second, 60 * time.Second, 30 * time.Second})
+		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute,
+		MaxAuthFailures: 5, AuthFailureWindow: 15 * time.Minute, AuthFailureDelay: time.Second})
+	check(t, "rest_output chunk sizes", []int{g.RestOutputs[0].ChunkSize, g.RestOutputs[1].ChunkSize}, []int{64 << 10, 100})
+	check(t, "rest_output timeouts", []time.Duration{g.RestOutputs[0].RcptTimeout, g.RestOutputs[0].DataTimeout},
+		[]time.Duration{30 * time.Second, 60 * time.Second})
 	check(t, "verify", g.RestOutputs[0].Verify, TLSVerify{})
 }

@@ -7,8 +7,9 @@
 //
 // Every problem is reported with its place in the file, as "file:line:col: message", and a
 // load reports all of them at once (sorted by position) instead of stopping at the first.
-// Keys the reference system accepted but ignored still load, with a Warning, so configs
-// written for it keep working.
+// Keys the reference system accepted that have no effect in Koukan (it ignored them, or
+// Koukan does their job another way) still load, with a Warning, so configs written for it
+// keep working.
 //
 // Chain steps implemented in Go (exploder, rest_output, router, add_route, message_builder,
 // message_parser) get typed options here. Every other step is a Lua script whose options this

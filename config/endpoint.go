@@ -62,6 +62,33 @@ type RestEndpoint struct {
 	// without a sender cannot be a destination.
 	Sender, Tag string
 	Options     EndpointOptions
+	// Verify and Auth are how the router's rest_output talks to URL: Verify nil means the
+	// rest_output step's verify. A rest_output whose static_endpoint is URL uses them too.
+	Verify *TLSVerify
+	Auth   ClientAuth
+}
+
+// ClientAuth is what a REST client presents to the service it calls (docs/security.md).
+type ClientAuth struct {
+	// APIKeyFile holds the key sent as "Authorization: Bearer <key>"; "" sends none.
+	APIKeyFile string
+	// ClientCert and ClientKey are the certificate presented when the server asks for one
+	// (mutual TLS); both or neither.
+	ClientCert, ClientKey string
+}
+
+func clientAuthFields(a *ClientAuth) []field {
+	return []field{
+		scalar("api_key_file", &a.APIKeyFile, text),
+		scalar("client_cert", &a.ClientCert, text),
+		scalar("client_key", &a.ClientKey, text),
+	}
+}
+
+func (d *decoder) checkClientAuth(p path, n *yaml.Node, a ClientAuth) {
+	if (a.ClientCert == "") != (a.ClientKey == "") {
+		d.errorf(deref(n), p, "client_cert and client_key go together: set both for mutual TLS, or neither")
+	}
 }
 
 // EndpointOptions change what a REST receiver gets.
@@ -105,15 +132,34 @@ func (o optionOverrides) over(base EndpointOptions) EndpointOptions {
 func (d *decoder) restEndpoint(p path, n *yaml.Node) RestEndpoint {
 	e := RestEndpoint{Pos: d.pos(n)}
 	var opts optionOverrides
-	d.fields(p, n,
+	d.fields(p, n, append(clientAuthFields(&e.Auth),
 		scalar("name", &e.Name, name).must(),
 		scalar("endpoint", &e.URL, httpURL).must(),
 		scalar("sender", &e.Sender, name),
 		scalar("tag", &e.Tag, name),
 		group("options", opts.fields()...),
-	)
+		nullable("verify", &e.Verify, tlsVerify),
+	)...)
+	d.checkClientAuth(p, n, e.Auth)
 	e.Options = opts.over(EndpointOptions{})
 	return e
+}
+
+// checkEndpointURLs reports rest_endpoints that share a URL but not how to call it: a
+// routed transaction records only the URL, by which the router finds its credentials.
+func (d *decoder) checkEndpointURLs(p path, eps []RestEndpoint) {
+	for i, e := range eps {
+		for _, first := range eps[:i] {
+			if e.URL == first.URL && (e.Auth != first.Auth || !sameVerify(e.Verify, first.Verify)) {
+				d.errorAt(e.Pos, p.item(e.Name), "endpoint %s is rest_endpoint %q's too (line %d), with other verify or credentials: the router tells endpoints apart by URL", e.URL, first.Name, first.Pos.Line)
+				break
+			}
+		}
+	}
+}
+
+func sameVerify(a, b *TLSVerify) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func (d *decoder) endpoint(p path, n *yaml.Node) Endpoint {

@@ -8,8 +8,6 @@ import (
 
 // Gateway is a validated gateway.yaml (reference §10.2). Defaults are filled in.
 type Gateway struct {
-	// Executor bounds the SMTP client workers (10 jobs, 1 h watchdog).
-	Executor Executor
 	// RestListener receives the router's transactions to send by SMTP; nil when the gateway
 	// only listens for SMTP.
 	RestListener *GatewayRestListener
@@ -23,10 +21,10 @@ type Gateway struct {
 // GatewayRestListener is the gateway's HTTP listener. Its transactions live in memory.
 type GatewayRestListener struct {
 	Listener
+	RestAuth
 	// SessionURI is the base URI of Location headers.
 	SessionURI    string
 	RestIDEntropy int // random bytes in a transaction id (16)
-	ChunkSize     int // (1 MiB)
 	// Idle transactions are dropped after GCTxTTL (600 s), finished ones after GCDoneTTL
 	// (10 s); the check runs every GCInterval (5 s).
 	GCInterval, GCTxTTL, GCDoneTTL time.Duration
@@ -69,9 +67,6 @@ type SMTPService struct {
 	AuthSecrets string
 	// ProxyProtocolTimeout, when not 0, expects a PROXY protocol header within it.
 	ProxyProtocolTimeout time.Duration
-	// EnableBDAT offers CHUNKING; ChunkSize is the read size (0: the server default).
-	EnableBDAT bool
-	ChunkSize  int
 	// RcptTimeout (40 s) and DataTimeout (310 s) bound the wait for the router's response.
 	RcptTimeout, DataTimeout time.Duration
 	// Limits (Koukan extensions): MaxMessageSize (SIZE, 32 MiB), MaxRecipients per
@@ -85,6 +80,13 @@ type SMTPService struct {
 	CommandTimeout, IdleTimeout         time.Duration
 	// AllowInsecureAuth offers AUTH without TLS (for loopback tests and trusted networks).
 	AllowInsecureAuth bool
+	// AUTH throttling (Koukan extension): after MaxAuthFailures (5) failed AUTH attempts
+	// from one client address (an IPv6 /64), each within AuthFailureWindow (900 s) of the
+	// last, AUTH is refused with 454 4.7.0 and the connection closed, until the address
+	// has been quiet for AuthFailureWindow. Each failure's 535 waits AuthFailureDelay (1 s),
+	// doubled per failure. max_auth_failures 0 turns the throttle off.
+	MaxAuthFailures                     int
+	AuthFailureWindow, AuthFailureDelay time.Duration
 	// Hostname is the name in the greeting and EHLO reply (the machine's host name).
 	Hostname string
 }
@@ -96,13 +98,11 @@ type RestOutput struct {
 	// URL is the YAML key "endpoint".
 	URL    string
 	Verify TLSVerify
+	Auth   ClientAuth
 	// RcptTimeout is the deadline of each update (30 s); DataTimeout of each PUT (60 s).
 	RcptTimeout, DataTimeout time.Duration
-	// ChunkSize is the body bytes per PUT (64 KiB) and BufferSize how many the SMTP side
-	// buffers before a PUT (1 MiB); chunk_size sets both.
-	ChunkSize, BufferSize int
-	// RefreshInterval is how often a body that is still arriving is pushed upstream (30 s).
-	RefreshInterval time.Duration
+	// ChunkSize is the body bytes per PUT (64 KiB).
+	ChunkSize int
 }
 
 func (d *decoder) gateway(p path, n *yaml.Node) *Gateway {
@@ -110,10 +110,10 @@ func (d *decoder) gateway(p path, n *yaml.Node) *Gateway {
 }
 
 func (d *decoder) gatewayConfig(p path, n *yaml.Node) *Gateway {
-	g := &Gateway{Executor: Executor{10, time.Hour}, Logging: defaultLogging}
+	g := &Gateway{Logging: defaultLogging}
 	var listener, hosts *yaml.Node
 	ok := d.fields(p, n,
-		group("global", group("executor", executorFields(&g.Executor)...)),
+		group("global", ignored("executor", "the router's global.executor.output.max_inflight bounds deliveries")),
 		sub("rest_listener", func(d *decoder, p path, n *yaml.Node) {
 			listener, g.RestListener = deref(n), d.gatewayRestListener(p, n)
 		}),
@@ -140,16 +140,16 @@ func (d *decoder) gatewayConfig(p path, n *yaml.Node) *Gateway {
 }
 
 func (d *decoder) gatewayRestListener(p path, n *yaml.Node) *GatewayRestListener {
-	l := &GatewayRestListener{RestIDEntropy: 16, ChunkSize: mib, GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second}
-	d.fields(p, n, append(listenerFields(&l.Listener),
+	l := &GatewayRestListener{RestIDEntropy: 16, GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second}
+	d.fields(p, n, append(restListenerFields(&l.Listener, &l.RestAuth),
 		scalar("session_uri", &l.SessionURI, httpURL).must(),
 		scalar("rest_id_entropy", &l.RestIDEntropy, integer(1, 64)),
-		scalar("chunk_size", &l.ChunkSize, integer(1, maxInt)),
+		ignored("chunk_size", "uploads stream to the SMTP client as they arrive"),
 		scalar("gc_interval", &l.GCInterval, positiveSeconds),
 		scalar("gc_tx_ttl", &l.GCTxTTL, positiveSeconds),
 		scalar("gc_done_ttl", &l.GCDoneTTL, seconds),
 	)...)
-	d.checkTLS(p, n, &l.Listener)
+	d.checkRestListener(p, n, &l.Listener, &l.RestAuth)
 	return l
 }
 
@@ -171,7 +171,8 @@ func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
 
 func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
 	s := SMTPService{RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second, MaxMessageSize: 32 * mib, MaxRecipients: 1000,
-		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute}
+		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute,
+		MaxAuthFailures: 5, AuthFailureWindow: 15 * time.Minute, AuthFailureDelay: time.Second}
 	d.fields(p, n, append(listenerFields(&s.Listener),
 		refTo(restOutputRef, "endpoint", &s.Endpoint, nil).must(),
 		scalar("sender", &s.Sender, name),
@@ -179,8 +180,8 @@ func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
 		scalar("smtps", &s.SMTPS, boolean),
 		scalar("auth_secrets", &s.AuthSecrets, text),
 		scalar("proxy_protocol_timeout", &s.ProxyProtocolTimeout, seconds),
-		scalar("enable_bdat", &s.EnableBDAT, boolean),
-		scalar("chunk_size", &s.ChunkSize, integer(1, maxInt)),
+		ignored("enable_bdat", "CHUNKING is always offered"),
+		ignored("chunk_size", "the message goes to the router in pieces of its rest_output's chunk_size"),
 		scalar("rcpt_timeout", &s.RcptTimeout, positiveSeconds),
 		scalar("data_timeout", &s.DataTimeout, positiveSeconds),
 		scalar("max_message_size", &s.MaxMessageSize, integer64(1)),
@@ -191,6 +192,9 @@ func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
 		scalar("command_timeout", &s.CommandTimeout, positiveSeconds),
 		scalar("idle_timeout", &s.IdleTimeout, positiveSeconds),
 		scalar("allow_insecure_auth", &s.AllowInsecureAuth, boolean),
+		scalar("max_auth_failures", &s.MaxAuthFailures, integer(0, maxInt)),
+		scalar("auth_failure_window", &s.AuthFailureWindow, positiveSeconds),
+		scalar("auth_failure_delay", &s.AuthFailureDelay, seconds),
 		scalar("hostname", &s.Hostname, text),
 	)...)
 	d.checkTLS(p, n, &s.Listener)
@@ -204,20 +208,17 @@ func (d *decoder) smtpService(p path, n *yaml.Node) SMTPService {
 }
 
 func (d *decoder) restOutput(p path, n *yaml.Node) RestOutput {
-	o := RestOutput{Pos: d.pos(n), RcptTimeout: 30 * time.Second, DataTimeout: 60 * time.Second, ChunkSize: 64 << 10, BufferSize: mib, RefreshInterval: 30 * time.Second}
-	chunk := 0
-	d.fields(p, n,
+	o := RestOutput{Pos: d.pos(n), RcptTimeout: 30 * time.Second, DataTimeout: 60 * time.Second, ChunkSize: 64 << 10}
+	d.fields(p, n, append(clientAuthFields(&o.Auth),
 		scalar("name", &o.Name, name).must(),
 		scalar("endpoint", &o.URL, httpURL).must(),
 		scalar("verify", &o.Verify, tlsVerify),
 		scalar("rcpt_timeout", &o.RcptTimeout, positiveSeconds),
 		scalar("data_timeout", &o.DataTimeout, positiveSeconds),
-		scalar("chunk_size", &chunk, integer(1, maxInt)),
-		scalar("refresh_interval", &o.RefreshInterval, positiveSeconds),
-	)
-	if chunk > 0 {
-		o.ChunkSize, o.BufferSize = chunk, chunk
-	}
+		scalar("chunk_size", &o.ChunkSize, integer(1, maxInt)),
+		ignored("refresh_interval", "each piece of the message is passed on as it arrives"),
+	)...)
+	d.checkClientAuth(p, n, o.Auth)
 	return o
 }
 

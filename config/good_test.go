@@ -45,8 +45,12 @@ func settings(t *testing.T, r *Router, sender, tag string) *SenderSettings {
 func TestGoodRouter(t *testing.T) {
 	const f = "testdata/good/router.yaml:"
 	r := loadGood(t, LoadRouter, "router.yaml",
+		f+`8:5: global.executor: key "rest" is ignored (REST requests are goroutines bounded by the listener, not a pool)`,
+		f+`11:7: global.executor.output: key "watchdog_timeout" is ignored (the chain's timeouts bound each attempt)`,
 		f+`14:3: global: key "gc_interval" is ignored (garbage collection is set by storage.gc_interval)`,
 		f+`15:3: global: key "tx_idle_timeout" is ignored (the reference never read it)`,
+		f+`36:5: sender[ingress].tag[short_circuit]: key "remote_host" is ignored (Koukan does not forge where a message came from)`,
+		f+`37:5: sender[ingress].tag[short_circuit]: key "smtp_meta" is ignored (Koukan does not forge where a message came from)`,
 		f+`82:3: endpoint[submission_exploder]: key "msa" is ignored (set msa on the chain's exploder step)`,
 		f+`110:5: endpoint[submission_exploder].chain[3]: key "output_chain" is ignored (recipients run the output_chain of the sender's upstream_sender and upstream_tag)`,
 		f+`187:5: endpoint[submission].chain[15]: key "static_remote_host" is ignored (the remote host comes from the routing resolution)`,
@@ -56,7 +60,7 @@ func TestGoodRouter(t *testing.T) {
 
 	check(t, "global", r.Global, RouterGlobal{
 		Dequeue:             true,
-		Executor:            RouterExecutors{Rest: Executor{20, 15 * time.Second}, Output: Executor{100, 60500 * time.Millisecond}},
+		Executor:            RouterExecutors{Output: Executor{100}},
 		MailerDaemonMailbox: "mailer-daemon@example.com",
 		RestIDEntropy:       12,
 	})
@@ -72,7 +76,6 @@ func TestGoodRouter(t *testing.T) {
 		GCInterval:             30 * time.Second,
 		GCTTL:                  time.Hour,
 		BlobTxRefreshInterval:  10 * time.Second,
-		CacheTTL:               5 * time.Second,
 	})
 
 	type want struct {
@@ -96,9 +99,6 @@ func TestGoodRouter(t *testing.T) {
 		st := settings(t, r, c.sender, c.tag)
 		check(t, c.sender+"/"+c.tag, want{st.OutputChain, st.Retry, st.Notification, st.UpstreamSender, st.UpstreamTag}, c.want)
 	}
-	sc := settings(t, r, "ingress", "short_circuit")
-	check(t, "short_circuit remote_host", sc.RemoteHost, "127.0.0.1")
-	check(t, "short_circuit smtp_meta", sc.SMTPMeta, map[string]any{"ehlo_host": "localhost", "esmtp": true})
 	if _, ok := r.Sender("ingress").ForTag("no-such-tag"); ok {
 		t.Error("ForTag found a tag that is not there")
 	}
@@ -185,12 +185,17 @@ func TestGoodRouter(t *testing.T) {
 }
 
 func TestGoodGateway(t *testing.T) {
+	const f = "testdata/good/gateway.yaml:"
 	g := loadGood(t, LoadGateway, "gateway.yaml",
-		`testdata/good/gateway.yaml:15:3: smtp_output: key "use_system_smtplib" is ignored (it has no effect: Koukan has one SMTP client)`)
-	check(t, "executor", g.Executor, Executor{100, time.Minute})
+		f+`4:3: global: key "executor" is ignored (the router's global.executor.output.max_inflight bounds deliveries)`,
+		f+`13:3: rest_listener: key "chunk_size" is ignored (uploads stream to the SMTP client as they arrive)`,
+		f+`16:3: smtp_output: key "use_system_smtplib" is ignored (it has no effect: Koukan has one SMTP client)`,
+		f+`40:5: smtp_listener.services[1]: key "enable_bdat" is ignored (CHUNKING is always offered)`,
+		f+`41:5: smtp_listener.services[1]: key "chunk_size" is ignored (the message goes to the router in pieces of its rest_output's chunk_size)`,
+		f+`59:3: rest_output[mx]: key "refresh_interval" is ignored (each piece of the message is passed on as it arrives)`)
 	check(t, "rest_listener", *g.RestListener, GatewayRestListener{
 		Listener:   Listener{Addr: HostPort{"::0", 8001}},
-		SessionURI: "http://localhost:8001", RestIDEntropy: 16, ChunkSize: 1 << 20,
+		SessionURI: "http://localhost:8001", RestIDEntropy: 16,
 		GCInterval: 5 * time.Second, GCTxTTL: 300 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
 	check(t, "smtp hosts", g.SMTPHosts, map[string]SMTPHost{
@@ -200,22 +205,23 @@ func TestGoodGateway(t *testing.T) {
 	limits := func(s SMTPService) SMTPService {
 		s.MaxMessageSize, s.MaxRecipients, s.MaxConnections, s.MaxConnectionsPerIP, s.MaxErrors = 32<<20, 1000, 1000, 20, 10
 		s.CommandTimeout, s.IdleTimeout = 5*time.Minute, 5*time.Minute
+		s.MaxAuthFailures, s.AuthFailureWindow, s.AuthFailureDelay = 5, 15*time.Minute, time.Second
 		return s
 	}
 	check(t, "services", g.SMTPServices, []SMTPService{
 		limits(SMTPService{Listener: Listener{Addr: HostPort{"localhost", 1025}}, Endpoint: "mx", Sender: "ingress", Tag: "smtp-mx",
 			ProxyProtocolTimeout: 2500 * time.Millisecond, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}),
 		limits(SMTPService{Listener: Listener{HostPort{"localhost", 1587}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
-			AuthSecrets: "secrets.json", EnableBDAT: true, ChunkSize: 16384, RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}),
+			AuthSecrets: "secrets.json", RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second}),
 		limits(SMTPService{Listener: Listener{HostPort{"localhost", 1465}, "localhost.crt", "localhost.key"}, Endpoint: "msa", Sender: "submission", Tag: "smtp-msa",
 			SMTPS: true, RcptTimeout: 300 * time.Second, DataTimeout: 300 * time.Second}),
 	})
 	check(t, "rest_output", g.RestOutputs, []RestOutput{
-		{Name: "mx", Pos: Position{"testdata/good/gateway.yaml", 52, 3}, URL: "http://localhost:8000/senders/ingress/transactions",
+		{Name: "mx", Pos: Position{"testdata/good/gateway.yaml", 53, 3}, URL: "http://localhost:8000/senders/ingress/transactions",
 			Verify: TLSVerify{CAFile: "localhost.crt"}, RcptTimeout: 300 * time.Second, DataTimeout: 300 * time.Second,
-			ChunkSize: 1 << 20, BufferSize: 1 << 20, RefreshInterval: 5 * time.Second},
-		{Name: "msa", Pos: Position{"testdata/good/gateway.yaml", 59, 3}, URL: "http://localhost:8000/senders/submission/transactions",
-			RcptTimeout: 30 * time.Second, DataTimeout: 60 * time.Second, ChunkSize: 64 << 10, BufferSize: 1 << 20, RefreshInterval: 30 * time.Second},
+			ChunkSize: 1 << 20},
+		{Name: "msa", Pos: Position{"testdata/good/gateway.yaml", 60, 3}, URL: "http://localhost:8000/senders/submission/transactions",
+			RcptTimeout: 30 * time.Second, DataTimeout: 60 * time.Second, ChunkSize: 64 << 10},
 	})
 	check(t, "logging (most verbose handler)", g.Logging, Logging{Level: slog.LevelDebug})
 }

@@ -35,19 +35,22 @@ func DetectKind(data []byte) Kind {
 }
 
 // Check validates a config of the given kind, for linting: the same checks the servers run.
-// It returns the router config (the router: section of a serve file; nil for a gateway's),
-// whose use of scripts the Lua runtime checks.
-func Check(kind Kind, name string, data []byte) (*Router, Warnings, error) {
+// It returns what the file configures as a Serve: the router, the gateway or both (nil
+// when the file has errors), for the checks that read further files (scripts, API keys).
+func Check(kind Kind, name string, data []byte) (*Serve, Warnings, error) {
 	switch kind {
 	case KindServe:
-		s, warns, err := ParseServe(name, data)
-		if s == nil {
+		return ParseServe(name, data)
+	case KindGateway:
+		g, warns, err := ParseGateway(name, data)
+		if g == nil {
 			return nil, warns, err
 		}
-		return s.Router, warns, err
-	case KindGateway:
-		_, warns, err := ParseGateway(name, data)
+		return &Serve{Gateway: g}, warns, err
+	}
+	r, warns, err := ParseRouter(name, data)
+	if r == nil {
 		return nil, warns, err
 	}
-	return ParseRouter(name, data)
+	return &Serve{Router: r}, warns, err
 }

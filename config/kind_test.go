@@ -18,12 +18,12 @@ func TestDetectKind(t *testing.T) {
 		if got := DetectKind(data); got != want {
 			t.Errorf("DetectKind(%s) = %s, want %s", file, got, want)
 		}
-		r, _, err := Check(want, file, data)
-		if err != nil {
-			t.Errorf("Check(%s): %v", file, err)
+		s, _, err := Check(want, file, data)
+		if err != nil || s == nil {
+			t.Fatalf("Check(%s): %v", file, err)
 		}
-		if (r == nil) != (want == KindGateway) {
-			t.Errorf("Check(%s) gave router config %v", file, r != nil)
+		if (s.Router != nil) != (want != KindGateway) || (s.Gateway != nil) != (want != KindRouter) {
+			t.Errorf("Check(%s) gave router config %v, gateway config %v", file, s.Router != nil, s.Gateway != nil)
 		}
 	}
 	if got := DetectKind([]byte("a: [")); got != KindRouter {

@@ -41,8 +41,8 @@ type Errors []Problem
 // Error lists the errors one per line.
 func (e Errors) Error() string { return joinProblems(e) }
 
-// Warnings are findings that do not stop a config from loading, such as keys the reference
-// system accepted but ignored.
+// Warnings are findings that do not stop a config from loading, such as reference keys
+// that have no effect.
 type Warnings []Problem
 
 // String lists the warnings one per line.

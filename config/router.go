@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,21 +38,18 @@ type RouterGlobal struct {
 	RestIDEntropy int
 }
 
-// RouterExecutors bounds the router's work. Output.MaxInflight (256) bounds the attempts
-// the dequeue loop starts: a replica leases no more than it runs. Rest (10) and the
-// watchdogs are read for compatibility and not enforced: REST requests, hanging GETs
-// included, are goroutines, bounded by the listener.
+// RouterExecutors bounds the router's work. The reference's rest pool and watchdogs are
+// ignored: REST requests, hanging GETs included, are goroutines bounded by the listener,
+// and the chain's timeouts bound each attempt.
 type RouterExecutors struct {
-	Rest, Output Executor
+	Output Executor
 }
 
 // Executor bounds a worker pool.
 type Executor struct {
-	// MaxInflight is the number of concurrent jobs.
+	// MaxInflight is the number of concurrent jobs (256 for output): the dequeue loop
+	// starts no more attempts, so a replica leases no more than it runs.
 	MaxInflight int
-	// WatchdogTimeout is how long a job may run without reporting progress before the
-	// process counts it as hung.
-	WatchdogTimeout time.Duration
 }
 
 // Listener is where a server listens, with TLS when Cert and Key are set (both or neither).
@@ -60,9 +58,21 @@ type Listener struct {
 	Cert, Key string
 }
 
+// RestAuth is who may call a REST listener (docs/security.md); the zero value lets anyone
+// who can connect do anything, as the reference did.
+type RestAuth struct {
+	// APIKeysFile names the callers and the keys or client certificates they call with;
+	// "" checks no keys.
+	APIKeysFile string
+	// ClientCA requires of every client a certificate signed by it (mutual TLS); it needs
+	// the listener's cert and key.
+	ClientCA string
+}
+
 // RestListener is the router's HTTP listener.
 type RestListener struct {
 	Listener
+	RestAuth
 	// SessionURI is the base URI of this replica, for Location headers and redirects.
 	SessionURI string
 	// ServiceURI is the cluster alias used in finalized blob URIs (SessionURI).
@@ -87,8 +97,6 @@ type Storage struct {
 	GCTTL time.Duration
 	// BlobTxRefreshInterval is how often a blob upload refreshes its transaction (10 s).
 	BlobTxRefreshInterval time.Duration
-	// CacheTTL is how long the version cache keeps unleased entries (5 s).
-	CacheTTL time.Duration
 }
 
 // Modules maps names used in chains and policies to the reference's Python plugins
@@ -133,7 +141,7 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 			Dequeue: true,
 			// The reference's pools were threads; output attempts here are goroutines that
 			// mostly wait on the network, so far more of them may run.
-			Executor:      RouterExecutors{Rest: Executor{10, 30 * time.Second}, Output: Executor{256, 30 * time.Second}},
+			Executor:      RouterExecutors{Output: Executor{256}},
 			RestIDEntropy: 16,
 		},
 		RestListener: RestListener{ChunkSize: mib, MaxBodySize: 64 * mib},
@@ -141,7 +149,6 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 			SessionRefreshInterval: 30 * time.Second,
 			GCTTL:                  24 * time.Hour,
 			BlobTxRefreshInterval:  10 * time.Second,
-			CacheTTL:               5 * time.Second,
 		},
 		Scripts: defaultScripts(),
 		DNS:     DNS{Timeout: 2 * time.Second},
@@ -151,19 +158,23 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 	d.fields(p, n,
 		group("global",
 			scalar("dequeue", &g.Dequeue, boolean),
-			group("executor", group("rest", executorFields(&g.Executor.Rest)...), group("output", executorFields(&g.Executor.Output)...)),
+			group("executor",
+				ignored("rest", "REST requests are goroutines bounded by the listener, not a pool"),
+				group("output",
+					scalar("max_inflight", &g.Executor.Output.MaxInflight, integer(1, maxInt)),
+					ignored("watchdog_timeout", "the chain's timeouts bound each attempt"))),
 			scalar("mailer_daemon_mailbox", &g.MailerDaemonMailbox, mailbox),
 			scalar("rest_id_entropy", &g.RestIDEntropy, integer(1, 64)),
 			ignored("gc_interval", "garbage collection is set by storage.gc_interval"),
 			ignored("tx_idle_timeout", "the reference never read it"),
 		),
 		sub("rest_listener", func(d *decoder, p path, n *yaml.Node) {
-			d.fields(p, n, append(listenerFields(&l.Listener),
+			d.fields(p, n, append(restListenerFields(&l.Listener, &l.RestAuth),
 				scalar("session_uri", &l.SessionURI, httpURL).must(),
 				scalar("service_uri", &l.ServiceURI, httpURL),
 				scalar("chunk_size", &l.ChunkSize, integer(1, maxInt)),
 				scalar("max_body_size", &l.MaxBodySize, integer(1, maxInt)))...)
-			d.checkTLS(p, n, &l.Listener)
+			d.checkRestListener(p, n, &l.Listener, &l.RestAuth)
 		}).must(),
 		group("storage",
 			scalar("url", &s.Location, storageURL).must(),
@@ -171,7 +182,7 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 			scalar("gc_interval", &s.GCInterval, seconds),
 			scalar("gc_ttl", &s.GCTTL, positiveSeconds),
 			scalar("blob_tx_refresh_interval", &s.BlobTxRefreshInterval, positiveSeconds),
-			scalar("cache_ttl", &s.CacheTTL, seconds),
+			ignored("cache_ttl", "Koukan's version cache needs no expiry setting"),
 		).must(),
 		listOf("sender", &r.Senders, (*decoder).sender),
 		listOf("rest_endpoint", &r.RestEndpoints, (*decoder).restEndpoint),
@@ -188,6 +199,7 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 	if l.ServiceURI == "" {
 		l.ServiceURI = l.SessionURI
 	}
+	d.checkEndpointURLs(p.key("rest_endpoint"), r.RestEndpoints)
 	if r.Scripts.Paths == nil {
 		r.Scripts.Paths = []string{filepath.Join(filepath.Dir(d.file), "scripts")}
 	}
@@ -198,13 +210,6 @@ func (d *decoder) routerConfig(p path, n *yaml.Node) *Router {
 // group decodes key as a mapping with the given fields.
 func group(key string, fs ...field) field {
 	return sub(key, func(d *decoder, p path, n *yaml.Node) { d.fields(p, n, fs...) })
-}
-
-func executorFields(e *Executor) []field {
-	return []field{
-		scalar("max_inflight", &e.MaxInflight, integer(1, maxInt)),
-		scalar("watchdog_timeout", &e.WatchdogTimeout, positiveSeconds),
-	}
 }
 
 // listenerFields are the keys every listener has; the address is remembered so that two
@@ -226,6 +231,29 @@ func (d *decoder) checkTLS(p path, n *yaml.Node, l *Listener) {
 	if (l.Cert == "") != (l.Key == "") {
 		d.errorf(deref(n), p, "cert and key go together: set both for TLS, or neither")
 	}
+}
+
+// restListenerFields are the keys of a REST listener: a listener's and who may call it.
+func restListenerFields(l *Listener, a *RestAuth) []field {
+	return append(listenerFields(l),
+		scalar("api_keys_file", &a.APIKeysFile, text),
+		scalar("client_ca", &a.ClientCA, text))
+}
+
+func (d *decoder) checkRestListener(p path, n *yaml.Node, l *Listener, a *RestAuth) {
+	d.checkTLS(p, n, l)
+	switch {
+	case a.ClientCA != "" && l.Cert == "":
+		d.errorf(deref(n), p, "client_ca needs cert and key: client certificates are asked for in the TLS handshake")
+	case a.APIKeysFile != "" && l.Cert == "" && !isLoopback(l.Addr.Host):
+		d.warnf(deref(n), p, "API keys would cross the network in clear text: set cert and key")
+	}
+}
+
+// isLoopback reports whether host is this machine only.
+func isLoopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || err == nil && ip.IsLoopback()
 }
 
 func storageURL(d *decoder, p path, n *yaml.Node) (store.Location, bool) {

@@ -3,7 +3,6 @@ package config
 import (
 	"math"
 	"net"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -153,16 +152,6 @@ func oneOf(words ...string) parser[string] {
 		}
 		return "", false
 	}
-}
-
-// ipAddress accepts an IPv4 or IPv6 literal.
-func ipAddress(d *decoder, p path, n *yaml.Node) (string, bool) {
-	s, ok := text(d, p, n)
-	if _, err := netip.ParseAddr(s); ok && err != nil {
-		d.errorf(n, p, "expected an IP address, got %q", s)
-		return "", false
-	}
-	return s, ok
 }
 
 // HostPort is a host name or IP address and a TCP port.

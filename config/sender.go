@@ -36,10 +36,9 @@ type SenderSettings struct {
 	// UpstreamSender and UpstreamTag are what an exploder at the end of OutputChain creates
 	// its per-recipient transactions as; by default this sender and tag.
 	UpstreamSender, UpstreamTag string
-	// RemoteHost and SMTPMeta are forged into transactions that a rest_endpoint naming this
-	// sender posts (router-to-router "short circuit"); zero when unset.
-	RemoteHost string
-	SMTPMeta   map[string]any
+	// Webhook, when set, receives an event for each attempt outcome and DSN of the
+	// transactions created for this sender (and tag); a tag's replaces its sender's.
+	Webhook *Webhook
 }
 
 // site is where a key was written.
@@ -98,6 +97,9 @@ func (d *decoder) sender(p path, n *yaml.Node) Sender {
 	return s
 }
 
+// notForged is why a sender's remote_host and smtp_meta are ignored.
+const notForged = "Koukan does not forge where a message came from"
+
 // settingsFields are the keys a sender and its tags share. A tag decodes them over a copy of
 // its sender's settings, which is how its keys override the sender's.
 func settingsFields(st *SenderSettings, at sites) []field {
@@ -107,14 +109,13 @@ func settingsFields(st *SenderSettings, at sites) []field {
 		sub("notification", outputChainFlag(&st.Notification)),
 		scalar("upstream_sender", &st.UpstreamSender, name),
 		scalar("upstream_tag", &st.UpstreamTag, name),
-		scalar("remote_host", &st.RemoteHost, ipAddress),
-		sub("smtp_meta", func(d *decoder, p path, n *yaml.Node) {
-			if v := d.value(p, nil, n); v.Data == nil {
-				st.SMTPMeta = nil
-			} else if m, ok := v.Plain().(map[string]any); ok {
-				st.SMTPMeta = m
-			} else {
-				d.errorf(deref(n), p, "expected a mapping, got %s", describe(deref(n)))
+		// The reference forged these into transactions posted to the sender by a
+		// rest_endpoint (router-to-router "short circuit").
+		ignored("remote_host", notForged),
+		ignored("smtp_meta", notForged),
+		sub("webhook", func(d *decoder, p path, n *yaml.Node) {
+			if st.Webhook = nil; !isNull(deref(n)) {
+				st.Webhook = d.webhook(p, n)
 			}
 		}),
 	}

@@ -48,7 +48,9 @@ func startServer(t *testing.T, dir, url string, args ...string) *server {
 			s.cmd.Wait()
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	// Generous: on a loaded CI machine, opening and migrating a PostgreSQL schema has taken
+	// over 10 s.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if res, err := http.Get(url); err == nil {
 			res.Body.Close()
 			return s

@@ -29,10 +29,12 @@ and latency percentiles; "bench sink" is an SMTP sink for the far end.
       final reply to the data.
 
   koukan bench rest --router URL --sender S [--messages N] [--concurrency C] [--size ...]
-                    [--wait-final] [--json]
+                    [--wait-final] [--api-key-file FILE] [--json]
       C workers posting one-recipient transactions, the message inline (or PUT to the
       body's URI above --inline-max). Latency is to the 201 (or the body PUT's answer),
       or with --wait-final to the final data_response, followed with hanging GETs.
+      A router with an api_keys_file wants a key for S: --api-key-file names the file
+      holding it; without the flag, the file named by $KOUKAN_API_KEY_FILE is used.
 
   koukan bench sink --listen ADDR [--tempfail-rate X] [--permfail-rate Y] [--delay D] [--lmtp]
       An SMTP (or LMTP) server that accepts mail and discards it, failing the given
@@ -91,7 +93,10 @@ var benchModes = map[string]*benchMode{
 	},
 	"rest": {
 		usage: "--router URL --sender NAME [flags]",
-		help:  "Posts transactions to Koukan's REST API (or any receiver of it) and measures each one.",
+		help: `Posts transactions to Koukan's REST API (or any receiver of it) and measures each one.
+A router whose rest_listener has an api_keys_file (docs/security.md) wants a key for the
+sender: --api-key-file names the file holding it (koukan apikey new --sender NAME --key-out
+FILE makes one). Without the flag, the file named by $KOUKAN_API_KEY_FILE is used.`,
 		flags: func(fs *flag.FlagSet, out *output) func() int {
 			load, size, asJSON := benchLoadFlags(fs)
 			var o loadgen.RESTOptions
@@ -101,6 +106,7 @@ var benchModes = map[string]*benchMode{
 			fs.BoolVar(&o.WaitFinal, "wait-final", false, "wait for each transaction's final data_response")
 			inlineMax := fs.String("inline-max", "64k", "largest message `size` sent inline; larger ones are PUT")
 			fs.BoolVar(&o.Insecure, "insecure", false, "accept any TLS certificate")
+			apiKeyFileFlag(fs, &o.APIKeyFile)
 			return func() int {
 				n, err := loadgen.ParseSize(*inlineMax)
 				if err != nil {

@@ -228,3 +228,22 @@ func TestBenchProgressLine(t *testing.T) {
 		t.Error("a buffer is no terminal")
 	}
 }
+
+// Behind API keys, koukan bench rest sends the key of --api-key-file or $KOUKAN_API_KEY_FILE;
+// without one every message fails with the router's 401 and the run exits 1.
+func TestBenchRESTAPIKey(t *testing.T) {
+	t.Setenv(apiKeyFileEnv, "")
+	base, appKey, _ := startKeyedRouter(t)
+	args := []string{"rest", "--router", base, "--sender", "app", "--to", "bob@fast.example", "--messages", "3", "--concurrency", "2"}
+	r := benchJSON(t, args...)
+	if r.OK != 0 || !slices.Equal(r.Errors, []loadgen.Group{{Code: "create: http status 401 (unauthorized)", Count: 3}}) {
+		t.Errorf("without a key: %+v", r)
+	}
+	if r := benchJSON(t, append(args, "--api-key-file", appKey, "--wait-final")...); r.OK != 3 || r.Failed != 0 {
+		t.Errorf("with --api-key-file: %+v", r)
+	}
+	t.Setenv(apiKeyFileEnv, appKey)
+	if r := benchJSON(t, append(args, "--wait-final")...); r.OK != 3 || r.Failed != 0 {
+		t.Errorf("with $%s: %+v", apiKeyFileEnv, r)
+	}
+}

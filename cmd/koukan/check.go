@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/httpauth"
 	"github.com/koukan/koukan/luabind"
 	"github.com/koukan/koukan/luabind/lint"
 )
@@ -179,13 +180,44 @@ func (c *checker) collect(path string, configs, scriptDirs []string, o *output) 
 
 // checkConfig checks one config file and, for a router, the scripts it would load, whose
 // directories it returns.
+// checkKeyFiles reads the api_keys_file of each REST listener as the server would at
+// startup (the path as written, from the working directory), and lists its problems at
+// their lines.
+func (c *checker) checkKeyFiles(path string, s *config.Serve) {
+	var files []string
+	if s.Router != nil && s.Router.RestListener.APIKeysFile != "" {
+		files = append(files, s.Router.RestListener.APIKeysFile)
+	}
+	if s.Gateway != nil && s.Gateway.RestListener != nil && s.Gateway.RestListener.APIKeysFile != "" {
+		files = append(files, s.Gateway.RestListener.APIKeysFile)
+	}
+	for _, f := range files {
+		_, err := httpauth.LoadKeys(f)
+		var joined interface{ Unwrap() []error }
+		errs := []error{err}
+		if errors.As(err, &joined) {
+			errs = joined.Unwrap()
+		}
+		for _, e := range errs {
+			var ke *httpauth.KeyError
+			switch {
+			case e == nil:
+			case errors.As(e, &ke):
+				c.add(ke.File, ke.Line, ke.Col, false, ke.Msg)
+			default:
+				c.add(path, 0, 0, false, e.Error())
+			}
+		}
+	}
+}
+
 func (c *checker) checkConfig(path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		c.add(path, 0, 0, false, err.Error())
 		return nil
 	}
-	cfg, warns, err := config.Check(config.DetectKind(data), path, data)
+	parsed, warns, err := config.Check(config.DetectKind(data), path, data)
 	for _, w := range warns {
 		c.add(w.Pos.File, w.Pos.Line, w.Pos.Column, true, w.Msg)
 	}
@@ -199,7 +231,12 @@ func (c *checker) checkConfig(path string) []string {
 	case err != nil:
 		c.add(path, 0, 0, false, err.Error())
 		return nil
-	case cfg == nil:
+	case parsed == nil:
+		return nil
+	}
+	c.checkKeyFiles(path, parsed)
+	cfg := parsed.Router
+	if cfg == nil {
 		return nil
 	}
 	lib, fs := luabind.Load(scriptSources(cfg.Scripts))

@@ -19,6 +19,8 @@ import (
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/gateway/inbound"
 	"github.com/koukan/koukan/engine/gateway/outbound"
+	"github.com/koukan/koukan/engine/httpapi"
+	"github.com/koukan/koukan/engine/httpauth"
 	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/rest"
 )
@@ -66,6 +68,8 @@ type gateway struct {
 	smtp []*inbound.Server
 	out  *outbound.Server
 	http *http.Server
+	// unlocal stops routing this process's REST requests to the REST listener in memory.
+	unlocal func()
 }
 
 // startGateway starts every listener of cfg; koukan gateway and koukan serve share it. A
@@ -74,7 +78,8 @@ func startGateway(ctx context.Context, cfg *config.Gateway, log *slog.Logger, fa
 	g := &gateway{log: log}
 	clients := map[string]*rest.Client{}
 	for _, ro := range cfg.RestOutputs {
-		c, err := rest.NewClient(rest.Options{ChunkSize: ro.ChunkSize, CAFile: ro.Verify.CAFile, InsecureSkipVerify: ro.Verify.Off})
+		c, err := rest.NewClient(rest.Options{ChunkSize: ro.ChunkSize, CAFile: ro.Verify.CAFile, InsecureSkipVerify: ro.Verify.Off,
+			APIKeyFile: ro.Auth.APIKeyFile, CertFile: ro.Auth.ClientCert, KeyFile: ro.Auth.ClientKey})
 		if err != nil {
 			return nil, fmt.Errorf("rest_output %s: %w", ro.Name, err)
 		}
@@ -120,6 +125,8 @@ func newSMTPService(svc config.SMTPService, cfg *config.Gateway, clients map[str
 	o := inbound.Options{
 		Endpoint: ro.URL, Sender: svc.Sender, Tag: svc.Tag, Client: clients[ro.Name],
 		ImplicitTLS: svc.SMTPS, AuthSecrets: svc.AuthSecrets, AllowInsecureAuth: svc.AllowInsecureAuth,
+		// The config's 0 is "none" where the options' is "the default".
+		MaxAuthFailures: orNone(svc.MaxAuthFailures), AuthFailureWindow: svc.AuthFailureWindow, AuthFailureDelay: orNone(svc.AuthFailureDelay),
 		ProxyProtocolTimeout: svc.ProxyProtocolTimeout, MaxMessageBytes: svc.MaxMessageSize,
 		MaxRecipients: svc.MaxRecipients, MaxConns: svc.MaxConnections, MaxConnsPerIP: svc.MaxConnectionsPerIP,
 		MaxErrors: svc.MaxErrors, CommandTimeout: svc.CommandTimeout, IdleTimeout: svc.IdleTimeout,
@@ -143,6 +150,10 @@ func newSMTPService(svc config.SMTPService, cfg *config.Gateway, clients map[str
 
 // startREST serves the transaction API the router sends outbound mail through.
 func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.GatewayRestListener, failed chan<- error) error {
+	tlsConf, keys, err := restSecurity(l.Listener, l.RestAuth)
+	if err != nil {
+		return fmt.Errorf("rest_listener: %w", err)
+	}
 	hosts := map[string]outbound.Host{}
 	for tag, h := range cfg.SMTPHosts {
 		oh := outbound.Host{EHLOHost: h.EHLOHost, LMTP: h.Protocol == "lmtp", EnableBDAT: h.EnableBDAT, ChunkSize: h.ChunkSize,
@@ -175,19 +186,14 @@ func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.
 	// The gateway keeps no state: serving is being healthy and ready.
 	for _, probe := range []string{"GET /healthz", "GET /readyz"} {
 		mux.HandleFunc(probe, func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			httpapi.WriteJSONLine(w, http.StatusOK, map[string]string{"status": "ok"})
 		})
 	}
-	g.http = &http.Server{Handler: metrics.CountRequests(mux), ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.http = &http.Server{Handler: guarded(metrics.CountRequests(mux), keys, g.out.TxSender, g.log), TLSConfig: tlsConf,
+		ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.unlocal = serveLocally(g.http.Handler, tlsConf, ln, addr)
 	go func() {
-		var err error
-		if l.Cert != "" {
-			err = g.http.ServeTLS(ln, l.Cert, l.Key)
-		} else {
-			err = g.http.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(g.http, ln); !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("rest listener %s: %w", addr, err)
 		}
 	}()
@@ -206,6 +212,7 @@ func (g *gateway) shutdown(grace time.Duration) {
 		}
 	}
 	if g.http != nil {
+		g.unlocal()
 		g.http.Shutdown(ctx)
 	}
 	if g.out != nil {
@@ -214,3 +221,46 @@ func (g *gateway) shutdown(grace time.Duration) {
 }
 
 func hostPort(h config.HostPort) string { return net.JoinHostPort(h.Host, strconv.Itoa(h.Port)) }
+
+// orNone turns a config's zero ("none") into the -1 that says so to inbound.Options.
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// restSecurity reads what guards a REST listener (docs/security.md): its TLS, nil without
+// cert, and its API keys, nil without api_keys_file.
+func restSecurity(l config.Listener, a config.RestAuth) (*tls.Config, *httpauth.Keys, error) {
+	var tlsConf *tls.Config
+	var keys *httpauth.Keys
+	var err error
+	if l.Cert != "" {
+		if tlsConf, err = httpauth.ServerTLS(l.Cert, l.Key, a.ClientCA); err != nil {
+			return nil, nil, err
+		}
+	}
+	if a.APIKeysFile != "" {
+		if keys, err = httpauth.LoadKeys(a.APIKeysFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	return tlsConf, keys, nil
+}
+
+// guarded is h behind keys, when there are any; txSender finds whose a transaction is.
+func guarded(h http.Handler, keys *httpauth.Keys, txSender func(context.Context, string) (string, bool, error), log *slog.Logger) http.Handler {
+	if keys == nil {
+		return h
+	}
+	return httpauth.Middleware(httpauth.Options{Keys: keys, TxSender: txSender, Log: log})(h)
+}
+
+// serveHTTP serves srv on ln, with TLS when srv has a TLS config.
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}

@@ -26,7 +26,7 @@ type command struct {
 type output struct{ stdout, stderr io.Writer }
 
 var commands = []*command{
-	routerCmd, gatewayCmd, serveCmd, checkCmd, sendCmd, benchCmd, versionCmd,
+	routerCmd, gatewayCmd, serveCmd, checkCmd, sendCmd, benchCmd, queueCmd, apikeyCmd, versionCmd,
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

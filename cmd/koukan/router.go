@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/admin"
 	"github.com/koukan/koukan/engine/builtin"
 	"github.com/koukan/koukan/engine/chain"
 	"github.com/koukan/koukan/engine/metrics"
@@ -36,7 +37,10 @@ cleanly, releasing its leases.
 Transactions are handed to their sender's output chain at once and retried per its
 retry_params. Chain steps other than the Go built-ins are Lua scripts, searched in
 scripts.paths (default: scripts/ next to the config); they are reloaded when they change
-or on SIGHUP, and GET /admin/scripts shows the loaded version.`,
+or on SIGHUP, and GET /admin/scripts shows the loaded version.
+
+Operators list, retry and cancel queued transactions and suspend destination domains
+under /admin/ (koukan queue wraps it; see docs/admin.md), and GET /ui is a status page.`,
 	flags: func(fs *flag.FlagSet, out *output) func() int {
 		path := fs.String("config", "router.yaml", "router config `file`")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -83,12 +87,20 @@ type routerRun struct {
 	scripts *luabind.Runtime
 	svc     *router.Service
 	srv     *http.Server
+	unlocal func()
 }
 
 // startRouter opens storage, loads the scripts and serves the API until ctx ends; koukan
 // router and koukan serve share it. extra, if not nil, serves further routes next to the
 // API (the local mailbox of serve). A part that stops on its own reports to failed.
 func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extra map[string]http.Handler, failed chan<- error) (*routerRun, error) {
+	tlsConf, keys, err := restSecurity(cfg.RestListener.Listener, cfg.RestListener.RestAuth)
+	if err != nil {
+		return nil, fmt.Errorf("rest_listener: %w", err)
+	}
+	if err := builtin.CheckEndpoints(cfg); err != nil {
+		return nil, err
+	}
 	st, err := backends.Open(ctx, cfg.Storage.Location, store.Options{
 		SessionURI: cfg.RestListener.SessionURI, ChunkSize: cfg.RestListener.ChunkSize,
 	})
@@ -101,7 +113,7 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		return nil, fmt.Errorf("loading scripts: %w", err)
 	}
 	r := &routerRun{log: log, st: st, scripts: scripts}
-	if err := metrics.WatchQueue(st.Queue); err != nil {
+	if err := metrics.WatchQueue(st.QueueDomains); err != nil {
 		log.Warn("queue metrics", "err", err)
 	}
 	r.svc = router.New(cfg, st, chain.Either(builtin.New(builtin.Options{Config: cfg, Policies: scripts, Log: log}), scripts), log)
@@ -112,7 +124,13 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		st.Close()
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	handler := withOps(r.svc.Handler(), scripts, st)
+	adm := admin.New(admin.Options{Store: st, Transactions: r.svc, Scripts: adminScripts(scripts), Log: log})
+	go adm.Run(ctx)
+	api := http.NewServeMux()
+	api.Handle("/", r.svc.Handler())
+	api.Handle("/admin/", adm.Handler())
+	api.Handle("/ui", adm.Handler())
+	handler := withOps(api, scripts, st)
 	if len(extra) > 0 {
 		mux := http.NewServeMux()
 		mux.Handle("/", handler)
@@ -121,15 +139,11 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 		}
 		handler = mux
 	}
-	r.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	r.srv = &http.Server{Handler: guarded(handler, keys, r.svc.TxSender, log), TLSConfig: tlsConf,
+		ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	r.unlocal = serveLocally(r.srv.Handler, tlsConf, ln, addr)
 	go func() {
-		var err error
-		if cfg.RestListener.Cert != "" {
-			err = r.srv.ServeTLS(ln, cfg.RestListener.Cert, cfg.RestListener.Key)
-		} else {
-			err = r.srv.Serve(ln)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(r.srv, ln); !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("router http server: %w", err)
 		}
 	}()
@@ -143,11 +157,24 @@ func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extr
 	return r, nil
 }
 
+// adminScripts reports the loaded scripts to the status page.
+func adminScripts(rt *luabind.Runtime) func() admin.Scripts {
+	return func() admin.Scripts {
+		st := rt.Status()
+		out := admin.Scripts{Hash: st.Hash, LoadedAt: st.LoadedAt, LastAttempt: st.LastAttempt, LastError: st.LastError}
+		for _, s := range st.Scripts {
+			out.Scripts = append(out.Scripts, admin.Script{Kind: s.Kind, Name: s.Name, File: s.File})
+		}
+		return out
+	}
+}
+
 // shutdown drains output handlers and requests (10 s at most), then closes storage, which
 // releases this replica's leases.
 func (r *routerRun) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	r.unlocal()
 	r.svc.Shutdown(ctx)
 	if err := r.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		r.log.Warn("http shutdown", "err", err)

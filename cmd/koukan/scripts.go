@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/dns"
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/luabind"
@@ -85,7 +85,7 @@ func withOps(api http.Handler, rt *luabind.Runtime, st store.Store) http.Handler
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /admin/scripts", func(w http.ResponseWriter, _ *http.Request) {
 		st := rt.Status()
-		writeJSON(w, http.StatusOK, struct {
+		httpapi.WriteJSONLine(w, http.StatusOK, struct {
 			luabind.Status
 			Calls    int64 `json:"calls"`
 			Errors   int64 `json:"errors"`
@@ -93,25 +93,19 @@ func withOps(api http.Handler, rt *luabind.Runtime, st store.Store) http.Handler
 		}{st, rt.Stats.Calls.Load(), rt.Stats.Errors.Load(), rt.Stats.Timeouts.Load()})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpapi.WriteJSONLine(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		switch {
 		case st.Ping(ctx) != nil:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "the database does not answer"})
+			httpapi.WriteJSONLine(w, http.StatusServiceUnavailable, map[string]string{"status": "the database does not answer"})
 		case rt.Status().Hash == "":
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no scripts loaded"})
+			httpapi.WriteJSONLine(w, http.StatusServiceUnavailable, map[string]string{"status": "no scripts loaded"})
 		default:
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			httpapi.WriteJSONLine(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
 	})
 	return metrics.CountRequests(mux)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }

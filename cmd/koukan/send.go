@@ -47,6 +47,10 @@ prints the reply of the server the message went to, per recipient. With retries
 configured, a temporary failure is retried by the router before it counts as final; bound
 the wait with --timeout.
 
+A router whose rest_listener has an api_keys_file (docs/security.md) wants a key for
+--sender: --api-key-file names the file holding it (koukan apikey new --sender NAME
+--key-out FILE makes one). Without the flag, the file named by $KOUKAN_API_KEY_FILE is used.
+
 Examples:
   koukan send --from alice@example.com --to bob@example.com --subject hi --text 'Hello Bob'
   koukan send --from 'Alice <alice@example.com>' --to bob@example.com,carol@example.com \
@@ -80,6 +84,7 @@ recipient was not delivered; 2 a usage error.`,
 		fs.BoolVar(&o.wait, "wait", false, "wait until the router is done with every transaction, print each recipient's reply from upstream, and exit 1 if any was not delivered")
 		fs.DurationVar(&o.timeout, "timeout", 0, "with --wait, stop waiting after this `duration` and report what is still pending, e.g. --timeout 10m (default: no limit)")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per transaction, one per line, for scripts (see above)")
+		apiKeyFileFlag(fs, &o.apiKeyFile)
 		return func() int {
 			if fs.NArg() > 0 {
 				fmt.Fprintf(out.stderr, "koukan send: unexpected argument %q (every option is a flag; see koukan send --help)\n", fs.Arg(0))
@@ -93,6 +98,7 @@ recipient was not delivered; 2 a usage error.`,
 // sendOptions are koukan send's flags.
 type sendOptions struct {
 	router, sender, tag string
+	apiKeyFile          string
 	from, subject       string
 	text, html, raw     string
 	to, attach          listFlag
@@ -106,6 +112,17 @@ var (
 	progressMin    int64 = 1 << 20
 	progressAlways       = false
 )
+
+// apiKeyFileEnv names the API key file of koukan send, queue and bench rest when
+// --api-key-file is not given: a key is a secret, better kept out of command lines and shell
+// history, and one variable serves every command.
+const apiKeyFileEnv = "KOUKAN_API_KEY_FILE"
+
+// apiKeyFileFlag declares --api-key-file, which defaults to $KOUKAN_API_KEY_FILE.
+func apiKeyFileFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "api-key-file", os.Getenv(apiKeyFileEnv), "a `file` holding the API key to send as Authorization: Bearer, "+
+		"for a router with an api_keys_file (default: $"+apiKeyFileEnv+", else no key)")
+}
 
 // listFlag is a flag that may be given several times.
 type listFlag []string
@@ -171,7 +188,7 @@ func (o *output) send(opts *sendOptions) int {
 		return 1
 	}
 	defer j.closeFiles()
-	client, err := rest.NewClient(rest.Options{})
+	client, err := rest.NewClient(rest.Options{APIKeyFile: opts.apiKeyFile})
 	if err != nil {
 		fmt.Fprintf(o.stderr, "koukan send: %v\n", err)
 		return 1

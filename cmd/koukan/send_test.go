@@ -431,3 +431,36 @@ func TestSendAttachmentType(t *testing.T) {
 		t.Errorf("isUTF8 of text cut in a rune: true")
 	}
 }
+
+// Behind API keys, koukan send needs its sender's key, from --api-key-file or
+// $KOUKAN_API_KEY_FILE; without one it prints the router's refusal, sends nothing and exits 1.
+func TestSendAPIKey(t *testing.T) {
+	t.Setenv(apiKeyFileEnv, "")
+	base, appKey, _ := startKeyedRouter(t)
+	status, msg := refusal(t, "POST", base+"/senders/app/transactions", "")
+	if status != http.StatusUnauthorized {
+		t.Fatalf("the router answers a create without a key with %d", status)
+	}
+	args := []string{"send", "--router", base, "--sender", "app", "--from", "alice@example.com", "--to", "bob@fast.example", "--text", "hello", "--wait"}
+	code, out, errOut := runCapture(args...)
+	if want := "koukan send: the router answered 401 Unauthorized (unauthorized): " + msg + "; nothing was sent\n"; code != 1 || out != "" || errOut != want {
+		t.Errorf("without a key: exit %d %q %q, want %q", code, out, errOut, want)
+	}
+	code, out, errOut = runCapture(append(args, "--api-key-file", appKey)...)
+	if code != 0 || !strings.Contains(out, "bob@fast.example: delivered: 250") {
+		t.Errorf("with --api-key-file: exit %d %q %q", code, out, errOut)
+	}
+	t.Setenv(apiKeyFileEnv, appKey)
+	code, out, errOut = runCapture(args...)
+	if code != 0 || !strings.Contains(out, "bob@fast.example: delivered: 250") {
+		t.Errorf("with $%s: exit %d %q %q", apiKeyFileEnv, code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	if err := os.WriteFile(bad, []byte("two words\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCapture(append(args, "--api-key-file", bad)...)
+	if code != 1 || !strings.Contains(errOut, bad+" should hold one API key on one line") {
+		t.Errorf("a key file with two words: exit %d %q", code, errOut)
+	}
+}

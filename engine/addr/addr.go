@@ -331,6 +331,21 @@ func (m Mailbox) ASCIIDomain() (string, error) {
 
 // UnicodeDomain returns the domain in U-labels, for display and for
 // SMTPUTF8 peers. Address literals are returned unchanged.
+// DomainOf is the domain of address as queues and metrics group by it: lower-case A-labels,
+// the raw text after the last "@" lower-cased when the address does not parse, and "" for
+// a bare local part ("postmaster").
+func DomainOf(address string) string {
+	if m, err := ParseMailbox(address); err == nil {
+		if d, err := m.ASCIIDomain(); err == nil {
+			return d
+		}
+	}
+	if i := strings.LastIndexByte(address, '@'); i >= 0 {
+		return strings.ToLower(address[i+1:])
+	}
+	return ""
+}
+
 func (m Mailbox) UnicodeDomain() (string, error) {
 	if isLiteral(m.Domain) {
 		return m.Domain, checkAddressLiteral(m.Domain)

@@ -287,3 +287,17 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestDomainOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"bob@Example.COM":        "example.com",
+		"bob@bücher.example":     "xn--bcher-kva.example",
+		`"a@b"@example.org`:      "example.org",
+		"not an address@Odd.Net": "odd.net",
+		"postmaster":             "",
+	} {
+		if got := DomainOf(in); got != want {
+			t.Errorf("DomainOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type Options struct {
 type clientKey struct {
 	verify config.TLSVerify
 	chunk  int
+	auth   config.ClientAuth
 }
 
 var _ chain.Factory = (*Factory)(nil)
@@ -53,11 +54,7 @@ func New(o Options) *Factory {
 func (f *Factory) NewStep(s *config.Step) (chain.Step, error) {
 	switch {
 	case s.RestOutput != nil:
-		c, err := f.client(clientKey{s.RestOutput.Verify, s.RestOutput.ChunkSize})
-		if err != nil {
-			return nil, err
-		}
-		return restoutput.New(c, *s.RestOutput), nil
+		return f.restOutput(*s.RestOutput)
 	case s.Filter == "message_builder" || s.Filter == "message_parser":
 		return inPlace{}, nil
 	case s.Router != nil:
@@ -69,18 +66,67 @@ func (f *Factory) NewStep(s *config.Step) (chain.Step, error) {
 	return nil, fmt.Errorf("chain step %q is not built yet: %w", s.Filter, chain.ErrUnknownStep)
 }
 
+// restOutput makes a rest_output step whose requests to a rest_endpoint's URL carry that
+// endpoint's credentials and TLS settings, and the step's own verify where it sets none.
+func (f *Factory) restOutput(o config.RestOutputStep) (chain.Step, error) {
+	def, err := f.client(clientKey{o.Verify, o.ChunkSize, config.ClientAuth{}})
+	if err != nil {
+		return nil, err
+	}
+	byURL := map[string]*rest.Client{}
+	if cfg := f.opts.Config; cfg != nil {
+		for _, e := range cfg.RestEndpoints {
+			k := clientKey{o.Verify, o.ChunkSize, e.Auth}
+			if e.Verify != nil {
+				k.verify = *e.Verify
+			}
+			c, err := f.client(k)
+			if err != nil {
+				return nil, fmt.Errorf("rest_endpoint %s: %w", e.Name, err)
+			}
+			byURL[e.URL] = c
+		}
+	}
+	return restoutput.NewPerEndpoint(func(url string) *rest.Client {
+		if c := byURL[url]; c != nil {
+			return c
+		}
+		return def
+	}, o), nil
+}
+
 func (f *Factory) client(k clientKey) (*rest.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c := f.clients[k]; c != nil {
 		return c, nil
 	}
-	c, err := rest.NewClient(rest.Options{ChunkSize: k.chunk, CAFile: k.verify.CAFile, InsecureSkipVerify: k.verify.Off})
+	c, err := newClient(k)
 	if err != nil {
 		return nil, err
 	}
 	f.clients[k] = c
 	return c, nil
+}
+
+func newClient(k clientKey) (*rest.Client, error) {
+	return rest.NewClient(rest.Options{ChunkSize: k.chunk, CAFile: k.verify.CAFile, InsecureSkipVerify: k.verify.Off,
+		APIKeyFile: k.auth.APIKeyFile, CertFile: k.auth.ClientCert, KeyFile: k.auth.ClientKey})
+}
+
+// CheckEndpoints reads the key, certificate and CA files of cfg's rest_endpoints, so that a
+// missing one stops the router at startup rather than failing every delivery attempt.
+func CheckEndpoints(cfg *config.Router) error {
+	for _, e := range cfg.RestEndpoints {
+		k := clientKey{auth: e.Auth}
+		if e.Verify != nil {
+			k.verify = *e.Verify
+		}
+		if _, err := newClient(k); err != nil {
+			return fmt.Errorf("rest_endpoint %s: %w", e.Name, err)
+		}
+	}
+	return nil
 }
 
 // inPlace is the step of message_builder and message_parser, which configs written for the

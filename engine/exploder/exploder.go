@@ -101,10 +101,17 @@ func (s *Step) Update(ctx context.Context, u *chain.Update) error {
 	if u.Data && !s.bodySent {
 		s.bodySent = true
 		for i, id := range s.ids {
-			if rr := u.RcptResponse(i); id != "" && (rr == nil || rr.Ok()) {
+			rr := u.RcptResponse(i)
+			switch {
+			case id == "":
+			case rr == nil || rr.Ok():
 				if err := s.up.AddBody(ctx, id, t.RestID); err != nil {
 					return err
 				}
+			case !s.armed[id]:
+				// Refused: no body will come, so its transaction ends now instead of
+				// waiting for one until its downstream timeout.
+				_ = s.up.Cancel(context.WithoutCancel(ctx), id)
 			}
 		}
 	}

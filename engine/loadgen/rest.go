@@ -29,6 +29,9 @@ type RESTOptions struct {
 	// the body's URI. 0 is 64 KiB.
 	InlineMax int
 	Insecure  bool // accept any TLS certificate
+	// APIKeyFile holds the key sent as "Authorization: Bearer <key>" (rest.Options); ""
+	// sends none.
+	APIKeyFile string
 }
 
 // StartREST starts a REST run: load.Concurrency workers posting one-recipient
@@ -51,7 +54,7 @@ func StartREST(ctx context.Context, load Load, o RESTOptions) (*Run, error) {
 	if o.InlineMax <= 0 {
 		o.InlineMax = 64 << 10
 	}
-	client, err := rest.NewClient(rest.Options{InsecureSkipVerify: o.Insecure})
+	client, err := rest.NewClient(rest.Options{InsecureSkipVerify: o.Insecure, APIKeyFile: o.APIKeyFile})
 	if err != nil {
 		return nil, err
 	}

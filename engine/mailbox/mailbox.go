@@ -107,30 +107,43 @@ type statusFunc func(string, error)
 func (f statusFunc) SetStatus(rcpt string, err error) { f(rcpt, err) }
 
 // LMTPData stores the message for each recipient; one that cannot be stored gets a
-// temporary failure of its own.
+// temporary failure of its own. Statuses go out only once the spool file is gone, so a
+// client that has its answers never sees a half-finished delivery on disk.
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	tmp, err := os.CreateTemp(s.m.Dir, ".incoming-*")
+	results, err := s.store(r)
 	if err != nil {
 		s.m.Log.Error("mailbox: cannot store a message", "err", err)
 		return tempFail
 	}
+	for i, rcpt := range s.rcpts {
+		status.SetStatus(rcpt, results[i])
+	}
+	return nil
+}
+
+// store spools the message once, then writes each recipient's copy; the result for a
+// recipient is nil or tempFail.
+func (s *session) store(r io.Reader) ([]error, error) {
+	tmp, err := os.CreateTemp(s.m.Dir, ".incoming-*")
+	if err != nil {
+		return nil, err
+	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if _, err := io.Copy(tmp, r); err != nil {
-		s.m.Log.Error("mailbox: cannot store a message", "err", err)
-		return tempFail
+		return nil, err
 	}
-	for _, rcpt := range s.rcpts {
+	results := make([]error, len(s.rcpts))
+	for i, rcpt := range s.rcpts {
 		id, err := s.m.deliver(tmp, rcpt)
 		if err != nil {
 			s.m.Log.Error("mailbox: cannot store a message", "rcpt", rcpt, "err", err)
-			status.SetStatus(rcpt, tempFail)
+			results[i] = tempFail
 			continue
 		}
 		s.m.Log.Info("mailbox: delivered", "rcpt", rcpt, "from", s.from, "id", id)
-		status.SetStatus(rcpt, nil)
 	}
-	return nil
+	return results, nil
 }
 
 var tempFail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot store the message now"}

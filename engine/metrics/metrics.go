@@ -28,6 +28,11 @@ var (
 	Attempts = counter("koukan_attempts_total", "Delivery attempts by outcome.", "sender", "outcome")
 	// AttemptSeconds is how long attempts take, from start to finish.
 	AttemptSeconds = histogram("koukan_attempt_seconds", "Duration of delivery attempts.", []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}, "sender")
+	// TxSeconds is how long transactions take from creation to their final reason, by
+	// sender and outcome (delivered, failed or cancelled): observed once per transaction,
+	// where TxFinished counts it. Retries make it span minutes to days.
+	TxSeconds = histogram("koukan_transaction_seconds", "Time from a transaction's creation to its final reason, by outcome: delivered, failed or cancelled.",
+		[]float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 5 * 24 * 3600}, "sender", "outcome")
 	// HTTPRequests counts REST requests by route and status.
 	HTTPRequests = counter("koukan_http_requests_total", "REST requests by route pattern and status.", "route", "status")
 	// SMTPSessions is the number of inbound SMTP sessions open, by service (its sender/tag).
@@ -42,6 +47,9 @@ var (
 	ScriptSeconds = histogram("koukan_script_call_seconds", "Duration of calls into Lua scripts.", []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}, "script")
 	// ScriptReloads counts reloads of the scripts by result: ok or failed.
 	ScriptReloads = counter("koukan_script_reloads_total", "Reloads of the Lua scripts by result.", "result")
+	// WebhookEvents counts webhook event deliveries by sender and result: delivered, failed
+	// (a POST that did not get a 2xx; tried again later) or dropped (given up on).
+	WebhookEvents = counter("koukan_webhook_events_total", "Webhook event deliveries by result: delivered, failed (tried again later) or dropped.", "sender", "result")
 )
 
 func init() {
@@ -109,33 +117,74 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the writer beneath.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// queueDesc describes koukan_queue_transactions.
-var queueDesc = prometheus.NewDesc("koukan_queue_transactions",
-	"Transactions not final yet, by state: in_flight (leased), due (for an attempt now), deferred (a later attempt).",
-	[]string{"state"}, nil)
+// TopDomains is how many recipient domains koukan_queue_domain_transactions names; the
+// others are summed under domain="other", so that the number of series stays bounded
+// whatever the queue holds.
+const TopDomains = 20
 
-// queueCollector reads the queue from the store at each scrape.
+// otherDomain labels the queued transactions of the domains past TopDomains, and those
+// without one recipient domain (exploder parents).
+const otherDomain = "other"
+
+// queueStates are the states of transactions not final yet, in label order.
+var queueStates = []store.State{store.StateInFlight, store.StateDue, store.StateDeferred, store.StateHeld}
+
+var (
+	// queueDesc describes koukan_queue_transactions.
+	queueDesc = prometheus.NewDesc("koukan_queue_transactions",
+		"Transactions not final yet, by state: in_flight (leased), due (for an attempt now), deferred (a later attempt), held (its domain is suspended).",
+		[]string{"state"}, nil)
+	// queueDomainDesc describes koukan_queue_domain_transactions.
+	queueDomainDesc = prometheus.NewDesc("koukan_queue_domain_transactions",
+		"Transactions not final yet, by recipient domain and state, for the "+strconv.Itoa(TopDomains)+
+			` domains with the most; domain="other" sums the rest and the transactions without one recipient domain (exploder parents).`,
+		[]string{"domain", "state"}, nil)
+)
+
+// queueCollector reads the queue from the store at each scrape, in one query for both
+// metrics, so that they agree.
 type queueCollector struct {
-	count func(ctx context.Context) (store.QueueStats, error)
+	read func(ctx context.Context, top int) ([]store.DomainStats, error)
+	top  int
 }
 
-func (queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
+func (queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDesc
+	ch <- queueDomainDesc
+}
 
 func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := q.count(ctx)
+	stats, err := q.read(ctx, q.top)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(queueDesc, err)
 		return
 	}
-	for state, n := range map[string]int{"in_flight": st.InFlight, "due": st.Due, "deferred": st.Deferred} {
-		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), state)
+	total, other := map[store.State]int{}, map[store.State]int{}
+	for _, d := range stats {
+		for st, n := range d.Counts {
+			total[st] += n
+		}
+		// A domain really named "other" joins the rest: one series per label set.
+		if d.Domain == "" || d.Domain == otherDomain {
+			for st, n := range d.Counts {
+				other[st] += n
+			}
+			continue
+		}
+		for _, st := range queueStates {
+			ch <- prometheus.MustNewConstMetric(queueDomainDesc, prometheus.GaugeValue, float64(d.Counts[st]), d.Domain, string(st))
+		}
+	}
+	for _, st := range queueStates {
+		ch <- prometheus.MustNewConstMetric(queueDomainDesc, prometheus.GaugeValue, float64(other[st]), otherDomain, string(st))
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(total[st]), string(st))
 	}
 }
 
-// WatchQueue exports the queue of the store count reads from (the router's), once per
+// WatchQueue exports the queue that read counts (the router's store.QueueDomains), once per
 // process.
-func WatchQueue(count func(ctx context.Context) (store.QueueStats, error)) error {
-	return Registry.Register(queueCollector{count})
+func WatchQueue(read func(ctx context.Context, top int) ([]store.DomainStats, error)) error {
+	return Registry.Register(queueCollector{read, TopDomains})
 }

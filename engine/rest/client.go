@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 )
 
 // Options configures a Client. The zero value is a client that verifies
@@ -28,6 +29,13 @@ type Options struct {
 	// InsecureSkipVerify accepts any upstream certificate (rest_output's
 	// verify: false).
 	InsecureSkipVerify bool
+	// APIKeyFile holds the key sent as "Authorization: Bearer <key>" on
+	// every request, redirects to other replicas included (net/http would
+	// drop the header on a redirect to another host).
+	APIKeyFile string
+	// CertFile and KeyFile are the certificate presented to upstreams that
+	// ask for one (mutual TLS).
+	CertFile, KeyFile string
 }
 
 // Client makes transaction API requests. It shares one connection pool
@@ -46,12 +54,23 @@ const idleConnsPerHost = 64
 // read form is small; this only guards against a broken upstream.
 const maxResponse = 4 << 20
 
-// NewClient builds a Client; it fails only if CAFile cannot be used.
+// NewClient builds a Client; it fails only if a file of opts cannot be used.
 func NewClient(opts Options) (*Client, error) {
 	if opts.ChunkSize < 0 {
 		return nil, fmt.Errorf("rest: negative chunk size %d", opts.ChunkSize)
 	}
-	tlsConf := &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify}
+	hc, err := NewHTTPClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{http: hc, chunkSize: opts.ChunkSize}, nil
+}
+
+// NewHTTPClient is the HTTP client a Client sends with, for Koukan's other APIs (the admin
+// API that koukan queue calls), so that they authenticate and verify upstreams the same way.
+// It ignores ChunkSize.
+func NewHTTPClient(opts Options) (*http.Client, error) {
+	tlsConf := &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if opts.CAFile != "" {
 		pem, err := os.ReadFile(opts.CAFile)
 		if err != nil {
@@ -61,6 +80,13 @@ func NewClient(opts Options) (*Client, error) {
 		if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("rest: no PEM certificates in %s", opts.CAFile)
 		}
+	}
+	if opts.CertFile != "" || opts.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("rest: client certificate: %w", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
 	}
 	// The default transport's settings (proxy from the environment, dial
 	// and TLS handshake timeouts, HTTP/2 over TLS) are the ones we want.
@@ -72,7 +98,31 @@ func NewClient(opts Options) (*Client, error) {
 	// and hanging GETs legitimately take up to 30 s. The default redirect
 	// policy follows 308 for every method, re-sending bodies through
 	// Request.GetBody.
-	return &Client{http: &http.Client{Transport: tr}, chunkSize: opts.ChunkSize}, nil
+	var rt http.RoundTripper = localTransport{tr}
+	if opts.APIKeyFile != "" {
+		key, err := os.ReadFile(opts.APIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("rest: reading API key: %w", err)
+		}
+		k := strings.TrimSpace(string(key))
+		if k == "" || strings.ContainsAny(k, " \t\r\n") {
+			return nil, fmt.Errorf("rest: %s should hold one API key on one line", opts.APIKeyFile)
+		}
+		rt = bearer{rt, "Bearer " + k}
+	}
+	return &http.Client{Transport: rt}, nil
+}
+
+// bearer authenticates every request the client sends, redirected ones too.
+type bearer struct {
+	next   http.RoundTripper
+	header string
+}
+
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not change the request it is given
+	req.Header.Set("Authorization", b.header)
+	return b.next.RoundTrip(req)
 }
 
 // response is an upstream's answer with its body read.

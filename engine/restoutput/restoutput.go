@@ -32,8 +32,8 @@ import (
 
 // Step is one attempt's rest_output.
 type Step struct {
-	client *rest.Client
-	opts   config.RestOutputStep
+	clientFor func(endpoint string) *rest.Client
+	opts      config.RestOutputStep
 
 	up *rest.Tx
 	// sent maps upstream recipient positions to the chain's recipient indices.
@@ -41,6 +41,8 @@ type Step struct {
 	bodySent bool
 	// sentOutput is the filter output the upstream has (send_filter_output).
 	sentOutput map[string]json.RawMessage
+	// upCancelled: the upstream was told; an attempt ends through both cancel and Close.
+	upCancelled bool
 }
 
 var _ chain.Step = (*Step)(nil)
@@ -49,7 +51,13 @@ var _ chain.Closer = (*Step)(nil)
 // New makes the step for one attempt; client is shared by every attempt with the same TLS
 // settings, so connections are pooled.
 func New(client *rest.Client, opts config.RestOutputStep) *Step {
-	return &Step{client: client, opts: opts}
+	return NewPerEndpoint(func(string) *rest.Client { return client }, opts)
+}
+
+// NewPerEndpoint is New with a client per endpoint URL, so that each next hop gets the
+// credentials and TLS settings configured for it.
+func NewPerEndpoint(clientFor func(endpoint string) *rest.Client, opts config.RestOutputStep) *Step {
+	return &Step{clientFor: clientFor, opts: opts}
 }
 
 var (
@@ -127,7 +135,7 @@ func (s *Step) start(ctx context.Context, u *chain.Update) bool {
 	for _, h := range hosts {
 		create := s.createTx(u.Tx, h, rcpts)
 		cctx, cancel := context.WithTimeout(ctx, s.opts.RcptTimeout)
-		up, err := s.client.Create(cctx, postURL(base, create.Sender), create)
+		up, err := s.clientFor(base).Create(cctx, postURL(base, create.Sender), create)
 		if err == nil {
 			_, err = up.Wait(cctx, func(st *tx.Tx) bool { return st.MailResponse != nil })
 		}
@@ -363,10 +371,8 @@ func (s *Step) failPending(u *chain.Update, r tx.Response) {
 
 // cancel tells the upstream the transaction is over unless it already answered the data.
 func (s *Step) cancel(ctx context.Context, u *chain.Update) error {
-	if s.up != nil && u.Tx.DataResponse == nil && s.up.State().DataResponse == nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = s.up.Cancel(cctx)
+	if u.Tx.DataResponse == nil {
+		_ = s.cancelUpstream(context.WithoutCancel(ctx))
 	}
 	if u.Tx.MailFrom != nil {
 		u.SetMailResponse(cancelled)
@@ -378,13 +384,17 @@ func (s *Step) cancel(ctx context.Context, u *chain.Update) error {
 }
 
 // Close cancels an upstream transaction the attempt left unfinished.
-func (s *Step) Close(ctx context.Context) error {
-	if s.up != nil && s.up.State().DataResponse == nil {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return s.up.Cancel(cctx)
+func (s *Step) Close(ctx context.Context) error { return s.cancelUpstream(ctx) }
+
+// cancelUpstream cancels the upstream transaction, once, unless it answered the data.
+func (s *Step) cancelUpstream(ctx context.Context) error {
+	if s.up == nil || s.upCancelled || s.up.State().DataResponse != nil {
+		return nil
 	}
-	return nil
+	s.upCancelled = true
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.up.Cancel(cctx)
 }
 
 // responseFor turns a failure to reach the upstream into a temporary failure, worded for an

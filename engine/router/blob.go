@@ -3,14 +3,12 @@ package router
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -24,7 +22,7 @@ func (s *Service) putBody(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) putBlob(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("blob")
 	if strings.HasPrefix(id, "__internal") {
-		return problem(http.StatusNotFound, "unknown_blob", "unknown blob %q", id)
+		return httpapi.Problem(http.StatusNotFound, "unknown_blob", "unknown blob %q", id)
 	}
 	return s.put(w, r, id)
 }
@@ -42,7 +40,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, blobID string) err
 	}
 	limit := int64(s.cfg.RestListener.MaxBodySize)
 	if a.Offset > limit || a.Total > limit || a.Offset+r.ContentLength > limit {
-		return problem(http.StatusRequestEntityTooLarge, "too_large", "blobs are limited to %d bytes", limit)
+		return httpapi.Problem(http.StatusRequestEntityTooLarge, "too_large", "blobs are limited to %d bytes", limit)
 	}
 	rec, err := s.owned(w, r, id)
 	if rec == nil {
@@ -54,9 +52,9 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, blobID string) err
 	if !hasBlob(rec, blobID) {
 		switch {
 		case blobID != tx.TxBodyBlobID:
-			return problem(http.StatusNotFound, "unknown_blob", "transaction has no blob %q; parts are declared with create_id", blobID)
+			return httpapi.Problem(http.StatusNotFound, "unknown_blob", "transaction has no blob %q; parts are declared with create_id", blobID)
 		case rec.MessageBuilder != nil:
-			return problem(http.StatusConflict, "conflict", "the body is a message_builder; PUT its parts to their blob URIs")
+			return httpapi.Problem(http.StatusConflict, "conflict", "the body is a message_builder; PUT its parts to their blob URIs")
 		case a.Offset > 0:
 			return &store.RangeError{Current: store.BlobStatus{Total: -1}, Reason: "the body starts at offset 0"}
 		}
@@ -77,13 +75,13 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, blobID string) err
 	case body.err != nil && errors.Is(err, body.err):
 		// The client's upload broke off; what arrived is kept and it can resume.
 		s.log.InfoContext(r.Context(), "blob upload broke off", "tx", id, "blob", blobID, "err", body.err)
-		return problem(http.StatusBadRequest, "incomplete_body",
+		return httpapi.Problem(http.StatusBadRequest, "incomplete_body",
 			"the request body ended before it was complete; resume from the length PUT with Content-Range reports")
 	case err != nil:
 		return err
 	}
 	w.Header().Set("Content-Range", contentRange(st))
-	writeBody(w, http.StatusOK, []byte("{}"))
+	httpapi.WriteBody(w, http.StatusOK, []byte("{}"))
 	return nil
 }
 
@@ -96,57 +94,13 @@ func hasBlob(rec *store.Tx, id string) bool {
 	return false
 }
 
-var rangeRE = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+|\*)$`)
-
-// appendOf reads the upload headers of a blob PUT.
+// appendOf is how a blob PUT's upload headers append to the store.
 func appendOf(r *http.Request) (store.Append, error) {
-	a := store.Append{Total: -1}
-	cr, fin := r.Header.Get("Content-Range"), r.Header.Get("X-Finalize-Blob-Length")
-	switch {
-	case fin != "" && cr != "":
-		return a, problem(http.StatusBadRequest, "invalid_header", "send either Content-Range or X-Finalize-Blob-Length, not both")
-	case fin != "":
-		n, err := strconv.ParseInt(fin, 10, 64)
-		if err != nil || n < 0 {
-			return a, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length must be a byte count, not %q", fin)
-		}
-		if r.ContentLength != 0 {
-			return a, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length goes with an empty body")
-		}
-		a.Offset, a.Total = n, n
-	case cr != "":
-		m := rangeRE.FindStringSubmatch(cr)
-		if m == nil {
-			return a, problem(http.StatusBadRequest, "invalid_header", "content-range must be \"bytes first-last/total\" or \"bytes first-last/*\", not %q", cr)
-		}
-		first, err1 := strconv.ParseInt(m[1], 10, 64)
-		last, err2 := strconv.ParseInt(m[2], 10, 64)
-		if err1 != nil || err2 != nil || last < first {
-			return a, problem(http.StatusBadRequest, "invalid_header", "content-range %q is not a range of bytes", cr)
-		}
-		if m[3] != "*" {
-			total, err := strconv.ParseInt(m[3], 10, 64)
-			if err != nil || last >= total {
-				return a, problem(http.StatusBadRequest, "invalid_header", "content-range %q ends past its total", cr)
-			}
-			a.Total = total
-		}
-		if r.ContentLength != last-first+1 {
-			return a, problem(http.StatusBadRequest, "invalid_header",
-				"content-range %q covers %d bytes but the body has %s", cr, last-first+1, lengthOf(r))
-		}
-		a.Offset = first
-	default:
-		a.FinalizeAtEOF = true
+	u, err := httpapi.ParseUpload(r)
+	if err != nil {
+		return store.Append{Total: -1}, err
 	}
-	return a, nil
-}
-
-func lengthOf(r *http.Request) string {
-	if r.ContentLength < 0 {
-		return "no Content-Length"
-	}
-	return fmt.Sprintf("%d", r.ContentLength)
+	return store.Append{Offset: u.First, Total: u.Total, FinalizeAtEOF: u.Whole}, nil
 }
 
 // refreshingReader touches the transaction every so often while a long upload streams, so

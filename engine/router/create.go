@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/httpapi"
+	"github.com/koukan/koukan/engine/httpauth"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -21,7 +24,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	senderName := r.PathValue("sender")
 	sender := s.cfg.Sender(senderName)
 	if sender == nil {
-		return problem(http.StatusNotFound, "unknown_sender", "unknown sender %q", senderName)
+		return httpapi.Problem(http.StatusNotFound, "unknown_sender", "unknown sender %q", senderName)
 	}
 	body, err := s.readJSONBody(w, r, true)
 	if err != nil {
@@ -37,7 +40,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	settings, ok := sender.ForTag(tag)
 	if !ok {
-		return problem(http.StatusNotFound, "unknown_tag", "sender %q has no tag %q", senderName, tag)
+		return httpapi.Problem(http.StatusNotFound, "unknown_tag", "sender %q has no tag %q", senderName, tag)
 	}
 	endpoint := s.cfg.Endpoint(settings.OutputChain)
 	incremental := endpoint.EndsInExploder()
@@ -46,18 +49,27 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		if t.MailFrom == nil {
 			field = "mail_from"
 		}
-		return &apiError{http.StatusBadRequest, "invalid_field",
-			"sender " + strconv.Quote(senderName) + " takes one transaction per recipient: mail_from and exactly one rcpt_to", field}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_field",
+			Message: "sender " + strconv.Quote(senderName) + " takes one transaction per recipient: mail_from and exactly one rcpt_to", Field: field}
 	}
 	t.Sender = &tx.Sender{Name: senderName, Tag: tag}
+	if !httpauth.Trusted(r.Context()) {
+		// Where a message came from is the SMTP gateway's to say (reference §12.17): an
+		// untrusted caller's claim would fool SPF, smtp_auth and the like.
+		t.RemoteHost, t.LocalHost, t.SMTPMeta = nil, nil, nil
+	}
 	if settings.Retry && endpoint.OutputHandler.RetryParams != nil {
 		t.Retry = map[string]json.RawMessage{}
 	}
 	if settings.Notification && endpoint.OutputHandler.Notification != nil {
 		t.Notification = map[string]json.RawMessage{}
 	}
-	n := store.NewTx{RestID: s.newRestID(), Leased: true, Retry: t.Retry != nil, Notification: t.Notification != nil}
+	n := store.NewTx{RestID: s.newRestID(), Leased: true, StartAttempt: true, Retry: t.Retry != nil, Notification: t.Notification != nil}
+	indexed(&n, t, endpoint)
 	if n.Blobs, n.MessageBuilder, err = bodyBlobs(t.Body); err != nil {
+		return err
+	}
+	if err := s.mayReuse(r.Context(), n.Blobs); err != nil {
 		return err
 	}
 	if t.Body == nil && !incremental {
@@ -76,12 +88,16 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	rec, err := s.store.Create(r.Context(), n)
 	if err == nil {
 		metrics.TxCreated.WithLabelValues(senderName).Inc()
-		s.handOff(rec.RestID)
+		s.handOff(rec.RestID, rec.AttemptCount > 0)
+	} else if s.storageFault(err) == store.ErrUnavailable {
+		// It may have committed with the answer lost: handed off, it is worked on if it
+		// exists (the hand-off finds nothing otherwise) instead of staying leased here.
+		s.handOff(n.RestID, false)
 	}
 	var ie *store.IdempotencyError
 	if errors.As(err, &ie) {
 		if !ie.SameRequest {
-			return problem(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			return httpapi.Problem(http.StatusUnprocessableEntity, "idempotency_key_reused",
 				"Idempotency-Key was used for a different request (transaction %s)", ie.RestID)
 		}
 		rec, err = s.store.Get(r.Context(), ie.RestID)
@@ -111,8 +127,8 @@ func bodyBlobs(b tx.Body) ([]store.NewBlob, []byte, error) {
 		return []store.NewBlob{nb}, nil, err
 	case *tx.MessageBuilder:
 		if len(b.Spec.TextBody) == 0 {
-			return nil, nil, &apiError{http.StatusBadRequest, "invalid_field",
-				"a message needs a text_body part: its first part is the message body", "body.message_builder.text_body"}
+			return nil, nil, &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_field",
+				Message: "a message needs a text_body part: its first part is the message body", Field: "body.message_builder.text_body"}
 		}
 		spec, parts, err := b.Spec.Normalize()
 		if err != nil {
@@ -134,15 +150,33 @@ func bodyBlobs(b tx.Body) ([]store.NewBlob, []byte, error) {
 		js, err := json.Marshal(spec)
 		return blobs, js, err
 	}
-	return nil, nil, &apiError{http.StatusBadRequest, "invalid_field", "this body form is not accepted here", "body"}
+	return nil, nil, &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_field", Message: "this body form is not accepted here", Field: "body"}
 }
 
 func reuseBlob(id, uri, field string) (store.NewBlob, error) {
 	txID, blobID, err := tx.ParseReuseURI(uri)
 	if err != nil {
-		return store.NewBlob{}, &apiError{http.StatusBadRequest, "invalid_reuse", err.Error(), field}
+		return store.NewBlob{}, &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_reuse", Message: err.Error(), Field: field}
 	}
 	return store.NewBlob{ID: id, ReuseTx: txID, ReuseBlob: blobID}, nil
+}
+
+// mayReuse refuses, as if they did not exist, blobs of transactions the request's caller
+// may not use: a reuse_uri must not read another sender's messages.
+func (s *Service) mayReuse(ctx context.Context, blobs []store.NewBlob) error {
+	for _, b := range blobs {
+		if b.ReuseTx == "" || httpauth.CallerOf(ctx) == nil {
+			continue
+		}
+		sender, found, err := s.TxSender(ctx, b.ReuseTx)
+		if err != nil {
+			return err
+		}
+		if !found || !httpauth.MayUse(ctx, sender) {
+			return &store.ReuseError{TxID: b.ReuseTx, BlobID: b.ReuseBlob, Reason: "no such blob"}
+		}
+	}
+	return nil
 }
 
 // readJSONBody reads a JSON request body within the size limit. A body that declares another
@@ -152,7 +186,7 @@ func (s *Service) readJSONBody(w http.ResponseWriter, r *http.Request, required 
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return nil, problem(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			return nil, httpapi.Problem(http.StatusUnsupportedMediaType, "unsupported_media_type",
 				"the request body must be application/json, not %q", ct)
 		}
 	} else if !required {
@@ -168,7 +202,7 @@ func (s *Service) respond(w http.ResponseWriter, status int, rec *store.Tx) erro
 		return err
 	}
 	w.Header().Set("ETag", strconv.FormatInt(rec.Version, 10))
-	writeBody(w, status, body)
+	httpapi.WriteBody(w, status, body)
 	return nil
 }
 

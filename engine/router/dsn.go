@@ -98,8 +98,10 @@ func (s *Service) sendDSN(ctx context.Context, rec *store.Tx, t *tx.Tx, rcpt dsn
 		return err
 	}
 	id := s.newRestID()
-	if _, err := s.store.Create(ctx, store.NewTx{RestID: id, JSON: doc, Leased: true, Retry: d.Retry != nil,
-		Blobs: []store.NewBlob{{ID: tx.TxBodyBlobID}}}); err != nil {
+	nt := store.NewTx{RestID: id, JSON: doc, Leased: true, Retry: d.Retry != nil, Blobs: []store.NewBlob{{ID: tx.TxBodyBlobID}}}
+	indexed(&nt, d, endpoint)
+	nt.Events = s.dsnWebhookEvents(rec, t, rcpt, id)
+	if _, err := s.store.Create(ctx, nt); err != nil {
 		return err
 	}
 	n, err := s.notification(ctx, rec, t, rcpt)
@@ -126,7 +128,7 @@ func (s *Service) sendDSN(ctx context.Context, rec *store.Tx, t *tx.Tx, rcpt dsn
 	}
 	s.log.Info("delivery status notification", "tx", rec.RestID, "dsn", id, "action", rcpt.Action.String(),
 		"to", t.MailFrom.Address, "code", rcpt.Code)
-	s.handOff(id)
+	s.handOff(id, false)
 	return nil
 }
 

@@ -39,11 +39,16 @@ func (e explodeInto) Create(ctx context.Context, t *tx.Tx) (string, error) {
 		return "", err
 	}
 	id := s.newRestID()
-	if _, err := s.store.Create(ctx, store.NewTx{RestID: id, JSON: doc, Leased: true, Retry: t.Retry != nil,
-		Notification: t.Notification != nil}); err != nil {
+	n := store.NewTx{RestID: id, JSON: doc, Leased: true, StartAttempt: true, Retry: t.Retry != nil, Notification: t.Notification != nil}
+	indexed(&n, t, endpoint)
+	rec, err := s.store.Create(ctx, n)
+	if err != nil {
+		if s.storageFault(err) == store.ErrUnavailable {
+			s.handOff(id, false) // it may have committed: see Service.create
+		}
 		return "", err
 	}
-	s.handOff(id)
+	s.handOff(id, rec.AttemptCount > 0)
 	return id, nil
 }
 

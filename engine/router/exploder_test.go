@@ -1,11 +1,14 @@
 package router
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
 
@@ -72,6 +75,23 @@ func TestExploderIngressReject(t *testing.T) {
 		got := smtp(t, r, "ingress", []string{"nobody@example.com", "bob@example.com"}, message)
 		if codes(got) != "250/[550 202]/203" || replyText(got, "data_response") != "ok" {
 			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		// The refused recipient's transaction gets no body: it is cancelled when the others
+		// get theirs, not left to its downstream timeout.
+		var reasons []string
+		eventually(t, "every transaction final", func() bool {
+			all, err := r.store.List(context.Background(), store.ListQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reasons = reasons[:0]
+			for _, s := range all {
+				reasons = append(reasons, s.FinalAttemptReason)
+			}
+			return len(all) == 3 && !slices.Contains(reasons, "") && !slices.Contains(reasons, store.FinalOneshot)
+		})
+		if slices.Contains(reasons, tx.ReasonDownstreamTimeout) || !slices.Contains(reasons, tx.ReasonDownstreamCancelled) {
+			t.Errorf("final reasons %q: the refused recipient's transaction should end cancelled", reasons)
 		}
 	})
 }

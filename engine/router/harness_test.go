@@ -218,6 +218,11 @@ func startReplicaWith(t testing.TB, b backend, f chain.Factory) *replica {
 // startReplicaUpstream runs a replica whose submission chain's rest_output sends to upstream;
 // tweaks change the test config before the replica starts.
 func startReplicaUpstream(t testing.TB, b backend, f chain.Factory, upstream string, tweaks ...func(*config.Router)) *replica {
+	return startReplicaLogging(t, b, f, upstream, testLogger(), tweaks...)
+}
+
+// startReplicaLogging is startReplicaUpstream with the service logging to log.
+func startReplicaLogging(t testing.TB, b backend, f chain.Factory, upstream string, log *slog.Logger, tweaks ...func(*config.Router)) *replica {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +236,7 @@ func startReplicaUpstream(t testing.TB, b backend, f chain.Factory, upstream str
 		tweak(cfg)
 	}
 	st := b.open(t, url)
-	svc := New(cfg, st, f, testLogger())
+	svc := New(cfg, st, f, log)
 	srv := httptest.NewUnstartedServer(svc.Handler())
 	srv.Listener.Close()
 	srv.Listener = ln

@@ -22,13 +22,15 @@ import (
 	"testing"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/httpauth"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/store/sqlite"
 )
 
 // These tests hold openapi.json to the code: the routes it documents are exactly those of the
-// routes table and are served by the real handlers, its references resolve, and its error
-// codes are exactly those the package's handlers can answer with.
+// routes table and are served by the real handlers, its references resolve, its error codes
+// are exactly those the package's handlers and the API key middleware in front of them can
+// answer with, and every answer the middleware gives an operation is one it documents.
 
 // openAPIMethods are the operation keys of an OpenAPI path item.
 var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -166,7 +168,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 	served := map[string]bool{}
 	for _, rt := range routes {
-		served[rt.method+" "+openAPIPath(rt.pattern)] = true
+		served[rt.Method+" "+openAPIPath(rt.Pattern)] = true
 	}
 	for _, r := range slices.Sorted(maps.Keys(served)) {
 		if !documented[r] {
@@ -267,21 +269,66 @@ func TestOpenAPIRefs(t *testing.T) {
 }
 
 // openAPISourceCodes finds the problem codes the package's handlers use, with their HTTP
-// statuses: the code and status of every problem(...) call and apiError literal.
+// statuses: the code and status of every httpapi.Problem(...) call and httpapi.Error literal,
+// and the codes its httpapi.Unrouted gives the mux's 404 and 405; and those of the
+// transaction API's request errors it answers with (httpapi.RequestError, in txapi.go).
 func openAPISourceCodes(t *testing.T) map[string]map[int]bool {
 	t.Helper()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	const txAPI = "../httpapi/txapi.go"
+	files = append(files, txAPI)
 	statusOf := map[string]int{}
 	for code := 100; code < 600; code++ {
 		if text := http.StatusText(code); text != "" {
 			statusOf["Status"+strings.NewReplacer(" ", "", "-", "", "'", "").Replace(text)] = code
 		}
 	}
+	// The fields of httpapi.Unrouted, and the status each code is answered with.
+	unrouted := map[string]int{"NotFound": http.StatusNotFound, "MethodNotAllowed": http.StatusMethodNotAllowed}
 	codes := map[string]map[int]bool{}
 	fset := token.NewFileSet()
+	// add records code with its status, which is either given or an http.Status constant.
+	add := func(code ast.Expr, st int, status ast.Expr) {
+		var c string
+		lit, ok := code.(*ast.BasicLit)
+		ok = ok && lit.Kind == token.STRING
+		if ok {
+			var err error
+			c, err = strconv.Unquote(lit.Value)
+			ok = err == nil
+		}
+		if !ok {
+			t.Errorf("%s: a problem code that is not a string literal", fset.Position(code.Pos()))
+			return
+		}
+		if sel, _ := status.(*ast.SelectorExpr); st == 0 && sel != nil {
+			st = statusOf[sel.Sel.Name]
+		}
+		if st == 0 {
+			t.Errorf("%s: problem %q has a status that is not an http.Status constant", fset.Position(code.Pos()), c)
+			return
+		}
+		if codes[c] == nil {
+			codes[c] = map[int]bool{}
+		}
+		codes[c][st] = true
+	}
+	// httpapiName is the name of x if it is httpapi.<name> (or <name>, inside httpapi).
+	inHTTPAPI := false
+	httpapiName := func(x ast.Expr) string {
+		if id, ok := x.(*ast.Ident); ok && inHTTPAPI {
+			return id.Name
+		}
+		if sel, ok := x.(*ast.SelectorExpr); ok {
+			if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "httpapi" {
+				return sel.Sel.Name
+			}
+		}
+		return ""
+	}
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -290,66 +337,40 @@ func openAPISourceCodes(t *testing.T) map[string]map[int]bool {
 		if err != nil {
 			t.Fatal(err)
 		}
+		inHTTPAPI = name == txAPI
 		ast.Inspect(f, func(n ast.Node) bool {
-			var status, code ast.Expr
 			switch n := n.(type) {
-			case *ast.FuncDecl:
-				return n.Name.Name != "problem" // its literal passes its parameters on
 			case *ast.CallExpr:
-				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "problem" && len(n.Args) >= 2 {
-					status, code = n.Args[0], n.Args[1]
+				if httpapiName(n.Fun) == "Problem" && len(n.Args) >= 2 {
+					add(n.Args[1], 0, n.Args[0])
 				}
 			case *ast.CompositeLit:
-				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "apiError" {
-					for i, e := range n.Elts {
-						kv, _ := e.(*ast.KeyValueExpr)
-						var key string
-						if kv != nil {
-							if id, ok := kv.Key.(*ast.Ident); ok {
-								key = id.Name
-							}
-						}
-						switch {
-						case key == "status":
-							status = kv.Value
-						case key == "code":
-							code = kv.Value
-						case kv == nil && i == 0:
-							status = e
-						case kv == nil && i == 1:
-							code = e
-						}
+				typ := httpapiName(n.Type)
+				if typ != "Error" && typ != "Unrouted" {
+					return true
+				}
+				var status, code ast.Expr
+				for _, e := range n.Elts {
+					kv, ok := e.(*ast.KeyValueExpr)
+					if !ok {
+						t.Errorf("%s: an httpapi.%s literal without field names", fset.Position(e.Pos()), typ)
+						continue
+					}
+					key, _ := kv.Key.(*ast.Ident)
+					switch {
+					case key == nil:
+					case typ == "Unrouted" && unrouted[key.Name] != 0:
+						add(kv.Value, unrouted[key.Name], nil)
+					case key.Name == "Status":
+						status = kv.Value
+					case key.Name == "Code":
+						code = kv.Value
 					}
 				}
+				if code != nil {
+					add(code, 0, status)
+				}
 			}
-			if code == nil {
-				return true
-			}
-			var c string
-			lit, ok := code.(*ast.BasicLit)
-			ok = ok && lit.Kind == token.STRING
-			if ok {
-				var err error
-				c, err = strconv.Unquote(lit.Value)
-				ok = err == nil
-			}
-			if !ok {
-				t.Errorf("%s: a problem code that is not a string literal", fset.Position(code.Pos()))
-				return true
-			}
-			sel, _ := status.(*ast.SelectorExpr)
-			st := 0
-			if sel != nil {
-				st = statusOf[sel.Sel.Name]
-			}
-			if st == 0 {
-				t.Errorf("%s: problem %q has a status that is not an http.Status constant", fset.Position(status.Pos()), c)
-				return true
-			}
-			if codes[c] == nil {
-				codes[c] = map[int]bool{}
-			}
-			codes[c][st] = true
 			return true
 		})
 	}
@@ -357,7 +378,7 @@ func openAPISourceCodes(t *testing.T) map[string]map[int]bool {
 }
 
 // TestOpenAPIErrorCodes checks that the ErrorCode schema lists exactly the codes the handlers
-// use, each with its status.
+// and the API key middleware use, each with its status.
 func TestOpenAPIErrorCodes(t *testing.T) {
 	doc := openAPIDocument(t)
 	schema := openAPIDeref(t, doc, map[string]any{"$ref": "#/components/schemas/ErrorCode"})
@@ -371,6 +392,14 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	used := openAPISourceCodes(t)
 	if len(used) == 0 {
 		t.Fatal("found no problem codes in the package's source")
+	}
+	for _, a := range openAPIAuthAnswers(t, doc) {
+		if a.code != "" {
+			if used[a.code] == nil {
+				used[a.code] = map[int]bool{}
+			}
+			used[a.code][a.status] = true
+		}
 	}
 	for _, c := range slices.Sorted(maps.Keys(used)) {
 		if !documented[c] {
@@ -406,8 +435,9 @@ endpoint:
         static_endpoint: http://localhost:1
 `
 
-// openAPIServer runs the real handlers on an empty SQLite store.
-func openAPIServer(t *testing.T) *httptest.Server {
+// openAPIServer runs the real handlers on an empty SQLite store, behind the API key
+// middleware when there are keys.
+func openAPIServer(t *testing.T, keys *httpauth.Keys) *httptest.Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "x.db")
 	cfg, _, err := config.ParseRouter("router.yaml", fmt.Appendf(nil, openAPIConfig, path))
@@ -418,8 +448,13 @@ func openAPIServer(t *testing.T) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := New(cfg, st, steps(hold{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	srv := httptest.NewServer(svc.Handler())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := New(cfg, st, steps(hold{}), log)
+	h := svc.Handler()
+	if keys != nil {
+		h = httpauth.Middleware(httpauth.Options{Keys: keys, TxSender: svc.TxSender, Log: log})(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		svc.Shutdown(context.Background())
 		srv.Close()
@@ -430,13 +465,17 @@ func openAPIServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// openAPIRequest sends a request without following redirects; it returns the status, the
-// Content-Type, the body and the problem code if the body is a problem.
-func openAPIRequest(t *testing.T, method, url string) (int, string, []byte, string) {
+// openAPIRequest sends a request, with an Authorization header unless auth is "", without
+// following redirects; it returns the status, the header, the body and the problem code if
+// the body is a problem.
+func openAPIRequest(t *testing.T, method, url, auth string) (int, http.Header, []byte, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := client.Do(req)
@@ -450,15 +489,15 @@ func openAPIRequest(t *testing.T, method, url string) (int, string, []byte, stri
 	}
 	var p problemJSON
 	_ = json.Unmarshal(body, &p)
-	return res.StatusCode, res.Header.Get("Content-Type"), body, p.Error.Code
+	return res.StatusCode, res.Header, body, p.Error.Code
 }
 
 // TestOpenAPIServed checks GET /openapi.json on the real handlers, and that every documented
 // operation reaches a handler of its own rather than the unknown-route fallback.
 func TestOpenAPIServed(t *testing.T) {
-	srv := openAPIServer(t)
-	status, ctype, body, _ := openAPIRequest(t, "GET", srv.URL+"/openapi.json")
-	if status != http.StatusOK || ctype != "application/json" {
+	srv := openAPIServer(t, nil)
+	status, header, body, _ := openAPIRequest(t, "GET", srv.URL+"/openapi.json", "")
+	if ctype := header.Get("Content-Type"); status != http.StatusOK || ctype != "application/json" {
 		t.Errorf("GET /openapi.json: %d %q", status, ctype)
 	}
 	onDisk, err := os.ReadFile("openapi.json")
@@ -471,17 +510,118 @@ func TestOpenAPIServed(t *testing.T) {
 
 	wildcard := regexp.MustCompile(`\{[^{}]+\}`)
 	for _, o := range openAPIOperations(t, openAPIDocument(t)) {
-		status, _, body, code := openAPIRequest(t, o.method, srv.URL+wildcard.ReplaceAllString(o.path, "openapi-test"))
+		status, _, body, code := openAPIRequest(t, o.method, srv.URL+wildcard.ReplaceAllString(o.path, "openapi-test"), "")
 		if code == "unknown_route" {
 			t.Errorf("%s is documented but not served: %d %s", o, status, body)
 		}
 	}
 	// The probe above must be able to tell: an undocumented path is the fallback's, and an
 	// undocumented method on a documented path is refused with 405.
-	if _, _, body, code := openAPIRequest(t, "GET", srv.URL+"/transactions/openapi-test/elsewhere"); code != "unknown_route" {
+	if _, _, body, code := openAPIRequest(t, "GET", srv.URL+"/transactions/openapi-test/elsewhere", ""); code != "unknown_route" {
 		t.Errorf("GET of an unknown path: want unknown_route, got %s", body)
 	}
-	if status, _, body, code := openAPIRequest(t, "DELETE", srv.URL+"/transactions/openapi-test"); status != 405 || code != "method_not_allowed" {
+	if status, _, body, code := openAPIRequest(t, "DELETE", srv.URL+"/transactions/openapi-test", ""); status != 405 || code != "method_not_allowed" {
 		t.Errorf("DELETE /transactions/{tx}: want 405 method_not_allowed, got %d %s", status, body)
+	}
+}
+
+// openAPIAnswer is what the API key middleware, in front of the real handlers, answered a
+// caller for an operation.
+type openAPIAnswer struct {
+	op     openAPIOperation
+	caller string
+	status int
+	header http.Header
+	code   string
+}
+
+// openAPIAuthAnswers sends every documented operation, behind API keys, without a key, with
+// a wrong one and with a key for another sender.
+func openAPIAuthAnswers(t *testing.T, doc map[string]any) []openAPIAnswer {
+	t.Helper()
+	key, cred := httpauth.NewKey()
+	keys, err := httpauth.ParseKeys("api_keys", []byte("sender someone-else "+cred+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := openAPIServer(t, keys)
+	wildcard := regexp.MustCompile(`\{[^{}]+\}`)
+	var answers []openAPIAnswer
+	for _, o := range openAPIOperations(t, doc) {
+		for _, c := range []struct{ name, auth string }{
+			{"no key", ""}, {"a wrong key", "Bearer koukan_wrong"}, {"another sender's key", "Bearer " + key},
+		} {
+			status, header, _, code := openAPIRequest(t, o.method, srv.URL+wildcard.ReplaceAllString(o.path, "openapi-test"), c.auth)
+			answers = append(answers, openAPIAnswer{o, c.name, status, header, code})
+		}
+	}
+	return answers
+}
+
+// TestOpenAPIAuth checks the bearer scheme, optional at the top level, and that every error
+// the API key middleware answers an operation with is a response the operation documents,
+// naming the problem code (and the WWW-Authenticate header of a 401).
+func TestOpenAPIAuth(t *testing.T) {
+	doc := openAPIDocument(t)
+	components, _ := doc["components"].(map[string]any)
+	schemes, _ := components["securitySchemes"].(map[string]any)
+	var bearer []string
+	for name, s := range schemes {
+		if s, _ := s.(map[string]any); s["type"] == "http" && strings.EqualFold(fmt.Sprint(s["scheme"]), "bearer") {
+			bearer = append(bearer, name)
+		}
+	}
+	if len(bearer) != 1 {
+		t.Fatalf("want one http bearer scheme in components.securitySchemes, have %v", schemes)
+	}
+	// Keys are optional, per deployment: one requirement is empty, the other the scheme's.
+	security, _ := doc["security"].([]any)
+	var optional, keyed bool
+	for _, req := range security {
+		req, _ := req.(map[string]any)
+		if len(req) == 0 {
+			optional = true
+		}
+		for name, scopes := range req {
+			if schemes[name] == nil {
+				t.Errorf("security names %q, which is not in components.securitySchemes", name)
+			}
+			if scopes, ok := scopes.([]any); !ok || len(scopes) != 0 {
+				t.Errorf("security: %q has scopes %v, want []", name, scopes)
+			}
+			keyed = keyed || name == bearer[0]
+		}
+	}
+	if !optional || !keyed || len(security) != 2 {
+		t.Errorf("security = %v, want [{}, {%q: []}]", security, bearer[0])
+	}
+
+	seen := map[int]bool{}
+	for _, a := range openAPIAuthAnswers(t, doc) {
+		if a.caller != "another sender's key" && a.status != http.StatusUnauthorized {
+			t.Errorf("%s with %s: %d, want 401", a.op, a.caller, a.status)
+		}
+		if a.status < 400 {
+			continue
+		}
+		seen[a.status] = true
+		documented, ok := a.op.op["responses"].(map[string]any)[strconv.Itoa(a.status)]
+		if !ok {
+			t.Errorf("%s with %s: answered %d (%s), which it does not document", a.op, a.caller, a.status, a.code)
+			continue
+		}
+		res := openAPIDeref(t, doc, documented)
+		if d, _ := res["description"].(string); a.code == "" || !strings.Contains(d, a.code+":") {
+			t.Errorf("%s: the %d response does not name %q, which %s gets: %q", a.op, a.status, a.code, a.caller, d)
+		}
+		if a.status == http.StatusUnauthorized {
+			headers, _ := res["headers"].(map[string]any)
+			if headers["WWW-Authenticate"] == nil || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer ") {
+				t.Errorf("%s: WWW-Authenticate documented %v, answered %q", a.op, headers["WWW-Authenticate"], a.header.Get("WWW-Authenticate"))
+			}
+		}
+	}
+	if !seen[http.StatusForbidden] {
+		t.Error("no operation answered another sender's key with 403: the probe is broken")
 	}
 }

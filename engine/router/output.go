@@ -1,10 +1,10 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/koukan/koukan/engine/metrics"
 	"io"
 	"reflect"
 	"time"
@@ -12,22 +12,35 @@ import (
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
 	"github.com/koukan/koukan/engine/dsn"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/mime"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
+	"github.com/koukan/koukan/engine/txlog"
 )
 
 // internalError answers what a failed attempt left unanswered; the transaction is retried.
 var internalError = tx.Response{Code: 450, Message: "4.3.0 internal error"}
 
 // handOff starts the first attempt of a transaction this replica just created (cut-through:
-// no wait for the dequeue loop).
-func (s *Service) handOff(restID string) {
+// no wait for the dequeue loop), unless the create started it (store.NewTx.StartAttempt).
+func (s *Service) handOff(restID string, started bool) {
 	s.spawn(func() {
 		s.startAttempt()
 		defer s.releaseAttempt()
-		if _, err := s.store.StartAttempt(s.ctx, restID); err != nil {
-			s.log.Error("starting the first attempt", "tx", restID, "err", err)
+		err := s.untilStored("starting the first attempt", restID, func() error {
+			if started {
+				return nil
+			}
+			_, err := s.store.StartAttempt(s.ctx, restID)
+			return err
+		})
+		if errors.Is(err, store.ErrNotLeased) {
+			// Created held: its domain is suspended (store.NewTx). The dequeue loop starts it
+			// once the domain is resumed.
+			s.log.Info("transaction held: its destination domain is suspended", "tx", restID)
+			return
+		} else if err != nil {
 			return
 		}
 		s.deliver(restID, false)
@@ -53,14 +66,15 @@ func (s *Service) deliver(restID string, notificationOnly bool) {
 		return
 	}
 	s.log.Error("attempt failed", "tx", restID, "err", err)
-	if err := s.bailOut(restID); err != nil {
-		s.log.Error("ending a failed attempt", "tx", restID, "err", err)
-	}
+	// The database away or full for a while is no bug: the retry policy alone says when.
+	storage := s.storageFault(err) != nil
+	s.untilStored("ending a failed attempt", restID, func() error { return s.bailOut(restID, storage) })
 }
 
 // bailOut ends an attempt that failed inside the router: unanswered requests get 450 and the
-// transaction is tried again after bug_retry.
-func (s *Service) bailOut(restID string) error {
+// transaction is tried again after bug_retry, or as its retry policy says if the attempt
+// failed because the storage was unavailable or full.
+func (s *Service) bailOut(restID string, storage bool) error {
 	rec, t, err := s.read(s.ctx, restID)
 	if err != nil {
 		return err
@@ -77,9 +91,16 @@ func (s *Service) bailOut(restID string) error {
 		p := endpoint.OutputHandler.RetryParams
 		now := time.Now()
 		next, reason := nextAttempt(p, rec.AttemptCount, rec.Creation, now, jitter)
-		f.FinalReason, f.NextAttempt = reason, maxTime(next, now.Add(p.BugRetry))
+		f.FinalReason, f.NextAttempt = reason, next
+		if !storage {
+			f.NextAttempt = maxTime(next, now.Add(p.BugRetry))
+		}
 	}
-	_, err = s.store.FinishAttempt(s.ctx, restID, f)
+	f.Events = s.webhookEvents(rec, t, f)
+	if _, err = s.store.FinishAttempt(s.ctx, restID, f); err == nil {
+		sender, _ := senderLabels(t)
+		recordAttempt(sender, f.FinalReason, attemptOutcome(f.FinalReason, rec.Retry), rec.Creation, time.Time{})
+	}
 	return err
 }
 
@@ -135,13 +156,21 @@ func (s *Service) attempt(restID string) error {
 		lastChange  = time.Now()
 		lastRefresh time.Time
 	)
+	// Most wakes follow writes of responses, not of the request: the document is parsed
+	// again only when it changed.
+	parsed := rec.JSON
 	for {
 		changed, release := s.hub.subscribe(restID)
-		rec, t, err = s.read(ctx, restID)
+		rec, err = s.store.Get(ctx, restID)
+		if err == nil && !bytes.Equal(rec.JSON, parsed) {
+			t, err = s.load(rec)
+			parsed = rec.JSON
+		}
 		if err != nil {
 			release()
 			return err
 		}
+		t.Cancelled = rec.Cancelled
 		if rec.Version != version || s.hub.waiting(restID) > 1 {
 			// A write, or a client waiting on a hanging GET: the client is there.
 			version, lastChange = rec.Version, time.Now()
@@ -305,12 +334,23 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	if f.Responses, err = responsesJSON(view); err != nil {
 		return err
 	}
+	f.Events = s.webhookEvents(rec, view, f)
+	if f.FinalReason == "" && !f.NextAttempt.IsZero() {
+		// While the lease holds: the next attempt, which may start as soon as FinishAttempt
+		// lets go, must find the delay notice marked sent.
+		if err := s.maybeNotifyDelay(ctx, rec, view, oh); err != nil {
+			s.log.Error("sending a delay notification", "tx", restID, "err", err)
+		}
+	}
 	if _, err := s.store.FinishAttempt(ctx, restID, f); err != nil {
 		return err
 	}
-	recordAttempt(view, f.FinalReason, started)
-	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "final", f.FinalReason,
-		"next_attempt", f.NextAttempt, "data_response", view.DataResponse)
+	sender, tag := senderLabels(view)
+	result := attemptOutcome(f.FinalReason, rec.Retry)
+	recordAttempt(sender, f.FinalReason, result, rec.Creation, started)
+	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "sender", sender, "sender_tag", tag,
+		"rcpt_domains", txlog.Domains(view.RcptTo), "reply", txlog.Reply(view), "outcome", result,
+		"final", f.FinalReason, "next_attempt", f.NextAttempt)
 	if failed(f.FinalReason) {
 		// Decide on the record as FinishAttempt left it: notifications may have been turned
 		// on since rec was read (exploder store-and-forward), and FinishAttempt owed a
@@ -325,10 +365,6 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	} else if f.FinalReason == tx.ReasonUpstreamSuccess {
 		if err := s.maybeNotify(ctx, rec, view, oh, dsn.ActionDelivered); err != nil {
 			s.log.Error("sending a delivery notification", "tx", restID, "err", err)
-		}
-	} else if f.FinalReason == "" && !f.NextAttempt.IsZero() {
-		if err := s.maybeNotifyDelay(ctx, rec, view, oh); err != nil {
-			s.log.Error("sending a delay notification", "tx", restID, "err", err)
 		}
 	}
 	if view.DataResponse == nil {
@@ -396,17 +432,43 @@ func (s *Service) notifyOnly(restID string) error {
 	return err
 }
 
-// recordAttempt counts an attempt that ended, and the transaction if it is final.
-func recordAttempt(view *tx.Tx, final string, started time.Time) {
-	sender := ""
-	if view.Sender != nil {
-		sender = view.Sender.Name
-	}
-	outcome := "retry"
+// recordAttempt counts an attempt that ended, and the transaction if it is final, with its
+// time since creation. A zero started is an attempt that failed inside the router (bailOut).
+func recordAttempt(sender, final, outcome string, created, started time.Time) {
+	kind := "retry"
 	if final != "" {
-		outcome = "final"
+		kind = "final"
 		metrics.TxFinished.WithLabelValues(sender, final).Inc()
+		metrics.TxSeconds.WithLabelValues(sender, outcome).Observe(max(metrics.Since(created), 0))
 	}
-	metrics.Attempts.WithLabelValues(sender, outcome).Inc()
+	if started.IsZero() {
+		// Ended by bailOut: the attempt failed inside the router.
+		metrics.Attempts.WithLabelValues(sender, "failed").Inc()
+		return
+	}
+	metrics.Attempts.WithLabelValues(sender, kind).Inc()
 	metrics.AttemptSeconds.WithLabelValues(sender).Observe(metrics.Since(started))
+}
+
+// senderLabels is the transaction's sender name and tag, for metrics and the log.
+func senderLabels(v *tx.Tx) (name, tag string) {
+	if v.Sender == nil {
+		return "", ""
+	}
+	return v.Sender.Name, v.Sender.Tag
+}
+
+// attemptOutcome says how an attempt left its transaction, as the admin API's states do:
+// delivered, failed or cancelled, or retry when another attempt will come. A temporary
+// failure without retries ends the transaction: failed.
+func attemptOutcome(final string, retry bool) string {
+	switch {
+	case final == tx.ReasonUpstreamSuccess:
+		return string(store.StateDelivered)
+	case final == tx.ReasonDownstreamCancelled:
+		return string(store.StateCancelled)
+	case final != "" || !retry:
+		return string(store.StateFailed)
+	}
+	return "retry"
 }

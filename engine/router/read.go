@@ -1,12 +1,17 @@
 package router
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/store"
+	"github.com/koukan/koukan/engine/tx"
 )
 
 // unleasedWait bounds a hanging GET on a transaction no replica is working on: a write to it
@@ -18,7 +23,7 @@ const unleasedWait = time.Second
 // returns when the version moves on or after request-timeout seconds (at most 30) with 304.
 func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("tx")
-	inm, hanging, err := etagHeader(r, "If-None-Match")
+	inm, hanging, err := httpapi.ETagHeader(r, "If-None-Match")
 	if err != nil {
 		return err
 	}
@@ -26,7 +31,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	if v := r.Header.Get("Request-Timeout"); v != "" && hanging {
 		secs, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || secs < 0 {
-			return problem(http.StatusBadRequest, "invalid_header", "request-timeout must be a whole number of seconds, not %q", v)
+			return httpapi.Problem(http.StatusBadRequest, "invalid_header", "request-timeout must be a whole number of seconds, not %q", v)
 		}
 		wait = min(wait, time.Duration(min(secs, 3600))*time.Second)
 	}
@@ -76,18 +81,24 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// etagHeader reads a version from If-Match or If-None-Match, tolerating the quotes and weak
-// prefix of RFC 9110 entity tags.
-func etagHeader(r *http.Request, name string) (int64, bool, error) {
-	v := strings.TrimSpace(r.Header.Get(name))
-	if v == "" {
-		return 0, false, nil
+// TxSender is the name of the sender a transaction was created under, for the API key
+// check (engine/httpauth); found is false for an unknown transaction.
+func (s *Service) TxSender(ctx context.Context, id string) (sender string, found bool, err error) {
+	rec, err := s.store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
 	}
-	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
 	if err != nil {
-		return 0, false, problem(http.StatusBadRequest, "invalid_header", "%s must be a transaction version (an ETag), not %q", name, v)
+		return "", false, err
 	}
-	return n, true, nil
+	t, err := tx.Parse(rec.JSON, tx.DB)
+	if err != nil {
+		return "", false, fmt.Errorf("stored transaction %s: %w", id, err)
+	}
+	if t.Sender == nil {
+		return "", true, nil
+	}
+	return t.Sender.Name, true, nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -106,15 +117,5 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// contentRange is the Content-Range of what a blob holds: "bytes 0-(length-1)/(total or *)",
-// or "bytes */total" while it is empty.
-func contentRange(b store.BlobStatus) string {
-	total := "*"
-	if b.Total >= 0 {
-		total = strconv.FormatInt(b.Total, 10)
-	}
-	if b.Length == 0 {
-		return "bytes */" + total
-	}
-	return "bytes 0-" + strconv.FormatInt(b.Length-1, 10) + "/" + total
-}
+// contentRange is the Content-Range of what a blob holds.
+func contentRange(b store.BlobStatus) string { return httpapi.ContentRange(b.Length, b.Total) }

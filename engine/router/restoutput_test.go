@@ -87,6 +87,13 @@ func TestRestOutputCancel(t *testing.T) {
 		if !recv.Transactions()[0].Tx.Cancelled {
 			t.Errorf("upstream transaction not cancelled")
 		}
+		// An attempt ends through more than one path (the cancel itself, the chain's
+		// release, Close): the upstream hears it once.
+		final(t, loc)
+		time.Sleep(300 * time.Millisecond) // Close comes after the final write
+		if n := recv.Transactions()[0].Cancels; n != 1 {
+			t.Errorf("the upstream was sent %d cancels, want 1", n)
+		}
 	})
 }
 

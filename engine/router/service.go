@@ -15,13 +15,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/chain"
+	"github.com/koukan/koukan/engine/httpapi"
+	"github.com/koukan/koukan/engine/metrics"
 	"github.com/koukan/koukan/engine/store"
 )
 
@@ -35,6 +36,9 @@ type Service struct {
 	mux   *http.ServeMux
 	// maxWait caps a hanging GET (30 s, as the reference).
 	maxWait time.Duration
+	// classify tells the store's errors that mean it is unavailable or full (nil: the
+	// store cannot tell).
+	classify func(error) error
 
 	// ctx bounds the output handlers; Shutdown stops it and waits for them (work). spawn
 	// starts no goroutine once closing is set.
@@ -57,50 +61,24 @@ type Service struct {
 func New(cfg *config.Router, st store.Store, steps chain.Factory, log *slog.Logger) *Service {
 	h := newHub()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{cfg: cfg, store: notifyingStore{st, h}, steps: steps, hub: h, log: log, mux: http.NewServeMux(),
+	s := &Service{cfg: cfg, store: notifyingStore{newCachingStore(metrics.ObserveStore(st)), h}, steps: steps, hub: h, log: log,
 		maxWait: 30 * time.Second, ctx: ctx, stop: cancel, released: make(chan struct{}, 1)}
-	for _, rt := range routes {
-		handle := rt.handle
-		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := handle(s, w, r); err != nil {
-				s.fail(w, r, err)
-			}
-		})
+	if c, ok := st.(store.Classifier); ok {
+		s.classify = c.Classify
 	}
-	// Paths without methods tell a wrong method (405) from an unknown path (404).
-	paths := http.NewServeMux()
-	allowed := map[string][]string{}
-	for _, rt := range routes {
-		if allowed[rt.pattern] == nil {
-			paths.Handle(rt.pattern, http.NotFoundHandler())
-		}
-		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
-	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := paths.Handler(r); pattern != "" {
-			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
-			s.fail(w, r, problem(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
-			return
-		}
-		s.fail(w, r, problem(http.StatusNotFound, "unknown_route", "no route %s %s", r.Method, r.URL.Path))
-	})
+	s.mux = httpapi.NewMux(s, routes, s.fail, httpapi.Unrouted{NotFound: "unknown_route", MethodNotAllowed: "method_not_allowed"})
 	return s
 }
 
-// route is one entry of the API; openapi.json documents exactly these.
-type route struct {
-	method, pattern string
-	handle          func(*Service, http.ResponseWriter, *http.Request) error
-}
-
-var routes = []route{
-	{"POST", "/senders/{sender}/transactions", (*Service).create},
-	{"GET", "/transactions/{tx}", (*Service).get},
-	{"PATCH", "/transactions/{tx}", (*Service).patch},
-	{"PUT", "/transactions/{tx}/body", (*Service).putBody},
-	{"PUT", "/transactions/{tx}/blob/{blob}", (*Service).putBlob},
-	{"POST", "/transactions/{tx}/cancel", (*Service).cancel},
-	{"GET", "/openapi.json", (*Service).openAPI},
+// routes are the API; openapi.json documents exactly these.
+var routes = []httpapi.Route[*Service]{
+	{Method: "POST", Pattern: "/senders/{sender}/transactions", Handle: (*Service).create},
+	{Method: "GET", Pattern: "/transactions/{tx}", Handle: (*Service).get},
+	{Method: "PATCH", Pattern: "/transactions/{tx}", Handle: (*Service).patch},
+	{Method: "PUT", Pattern: "/transactions/{tx}/body", Handle: (*Service).putBody},
+	{Method: "PUT", Pattern: "/transactions/{tx}/blob/{blob}", Handle: (*Service).putBlob},
+	{Method: "POST", Pattern: "/transactions/{tx}/cancel", Handle: (*Service).cancel},
+	{Method: "GET", Pattern: "/openapi.json", Handle: (*Service).openAPI},
 }
 
 // Handler is the HTTP API.
@@ -122,6 +100,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Global.Dequeue {
 		s.spawn(func() { s.dequeue(ctx) })
 	}
+	s.spawn(func() { s.runWebhooks(ctx) })
 	lastRefresh := time.Now()
 	for {
 		select {

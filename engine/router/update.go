@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -15,12 +16,12 @@ import (
 // heartbeat that only moves the version on. If-Match is required.
 func (s *Service) patch(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("tx")
-	version, ok, err := etagHeader(r, "If-Match")
+	version, ok, err := httpapi.ETagHeader(r, "If-Match")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return problem(http.StatusBadRequest, "if_match_required", "PATCH needs If-Match with the transaction's ETag")
+		return httpapi.Problem(http.StatusBadRequest, "if_match_required", "PATCH needs If-Match with the transaction's ETag")
 	}
 	body, err := s.readJSONBody(w, r, false)
 	if err != nil {
@@ -32,7 +33,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	} else if n, _ := r.Body.Read(make([]byte, 1)); n > 0 {
-		return problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
+		return httpapi.Problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
 	}
 	rec, err := s.owned(w, r, id)
 	if rec == nil {
@@ -47,6 +48,9 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if u, err = s.merge(rec, delta); err != nil {
+			return err
+		}
+		if err := s.mayReuse(r.Context(), u.AddBlobs); err != nil {
 			return err
 		}
 	}
@@ -77,7 +81,7 @@ func (s *Service) owned(w http.ResponseWriter, r *http.Request, id string) (*sto
 // Heartbeats and cancels stay harmless.
 func checkWritable(rec *store.Tx) error {
 	if rec.Cancelled || rec.FinalAttemptReason != "" && rec.FinalAttemptReason != store.FinalOneshot {
-		return problem(http.StatusConflict, "transaction_final", "the transaction is finished (%s); create a new one", rec.FinalAttemptReason)
+		return httpapi.Problem(http.StatusConflict, "transaction_final", "the transaction is finished (%s); create a new one", rec.FinalAttemptReason)
 	}
 	return nil
 }
@@ -89,7 +93,7 @@ func (s *Service) merge(rec *store.Tx, delta *tx.Tx) (store.Update, error) {
 		return store.Update{}, err
 	}
 	if _, endpoint := s.senderOf(cur); endpoint == nil || !endpoint.EndsInExploder() {
-		return store.Update{}, problem(http.StatusBadRequest, "not_incremental",
+		return store.Update{}, httpapi.Problem(http.StatusBadRequest, "not_incremental",
 			"this transaction's sender takes no incremental updates; create one transaction per recipient")
 	}
 	if delta.Body != nil && (rec.MessageBuilder != nil || len(rec.Blobs) > 0) {
@@ -111,11 +115,8 @@ func (s *Service) merge(rec *store.Tx, delta *tx.Tx) (store.Update, error) {
 // final.
 func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("tx")
-	if rec, err := s.owned(w, r, id); rec == nil {
-		return err
-	}
-	if _, err := s.store.Cancel(r.Context(), id); err != nil {
-		return err
+	if err := s.Cancel(r.Context(), id); err != nil {
+		return err // another replica's is redirected there
 	}
 	rec, err := s.store.Get(r.Context(), id)
 	if err != nil {

@@ -82,15 +82,50 @@ type Store interface {
 
 	// Ping checks that the database answers, for readiness probes.
 	Ping(ctx context.Context) error
-	// Queue counts the transactions not final yet, for metrics.
+	// Queue counts the transactions without a final reason, for the status page (see
+	// QueueStats).
 	Queue(ctx context.Context) (QueueStats, error)
+	// QueueDomains counts the transactions not final yet by State (in flight, due,
+	// deferred, held) and recipient domain, for metrics: one entry per domain for the top
+	// domains with the most (most first, ties by name) and, last, one with Domain "" for
+	// all the rest: other domains and transactions without one recipient domain (exploder
+	// parents, incremental senders). Its size stays bounded however many domains the
+	// queue holds.
+	QueueDomains(ctx context.Context, top int) ([]DomainStats, error)
+
+	// The queue admin API (engine/admin).
+
+	// List returns the transactions q selects, newest (highest ID) first.
+	List(ctx context.Context, q ListQuery) ([]Summary, error)
+	// Attempts lists a transaction's attempts in order. Unknown transactions give ErrNotFound.
+	Attempts(ctx context.Context, restID string) ([]AttemptRecord, error)
+	// RetryNow makes a transaction waiting for a later attempt due now and returns its new
+	// version. ErrFinal if it is final, ErrInFlight if an attempt holds its lease.
+	RetryNow(ctx context.Context, restID string) (int64, error)
+	// SuspendDomain holds transactions to domain (lower-case A-labels): Dequeue starts none
+	// and Create makes them unleased, until ResumeDomain. It reports whether the domain was
+	// not suspended already.
+	SuspendDomain(ctx context.Context, domain string) (bool, error)
+	// ResumeDomain lifts a suspension; it reports whether there was one.
+	ResumeDomain(ctx context.Context, domain string) (bool, error)
+	// SuspendedDomains lists the suspensions with how many transactions each holds.
+	SuspendedDomains(ctx context.Context) ([]SuspendedDomain, error)
+	// DomainStats counts, per recipient domain, the transactions updated since then by the
+	// state they are in.
+	DomainStats(ctx context.Context, since time.Time) ([]DomainStats, error)
 
 	// Close ends the session, releasing its leases, and closes the database.
 	Close() error
+
+	Webhooks
 }
 
 // FinalCancelled is the final reason Cancel writes.
 const FinalCancelled = "downstream cancelled"
+
+// FinalSuccess is the final reason of a delivered transaction, which the admin list tells
+// from failures.
+const FinalSuccess = "upstream response success"
 
 // NewTx is a transaction to insert.
 type NewTx struct {
@@ -101,13 +136,27 @@ type NewTx struct {
 	MessageBuilder []byte
 	Blobs          []NewBlob
 	// Leased creates the row leased to this session, for the creator's cut-through hand-off.
-	Leased       bool
+	Leased bool
+	// StartAttempt starts the first attempt of a Leased transaction in the same commit, as
+	// StartAttempt would right after (one write fewer per transaction). A transaction
+	// created held gets no attempt.
+	StartAttempt bool
 	Retry        bool
 	Notification bool
 	// IdempotencyKey, when set, is unique among live transactions; RequestHash identifies the
 	// request it came with.
 	IdempotencyKey string
 	RequestHash    string
+	// Sender is the name of the sender the transaction is created under. RcptDomain is its
+	// recipient's domain (lower-case A-labels) when it has one recipient for good; empty
+	// for an incremental sender's, whose recipients come later. Both are indexed for the
+	// admin list. A transaction for a suspended RcptDomain is created unleased even with
+	// Leased set: it waits, held, for the domain to be resumed.
+	Sender     string
+	RcptDomain string
+	// Events are queued for webhooks with the transaction (a DSN reports on the transaction
+	// it notifies about).
+	Events []NewWebhookEvent
 }
 
 // NewBlob attaches a blob to a transaction under ID: empty (to be uploaded), with Content
@@ -148,6 +197,8 @@ type Finish struct {
 	NextAttempt time.Time
 	// NotificationSent ends a notification-only pseudo-attempt.
 	NotificationSent bool
+	// Events are queued for webhooks with the outcome they report, or not at all.
+	Events []NewWebhookEvent
 }
 
 // Append says where a piece of a blob goes and when the blob is complete.
@@ -218,8 +269,10 @@ type Head struct {
 	Final   bool
 }
 
-// QueueStats counts the transactions that are not final: being worked on (leased), due
-// for an attempt now, and waiting for a later attempt.
+// QueueStats counts the transactions without a final reason: being worked on (leased), due
+// for an attempt now, and waiting for a later attempt. Unlike State, a held transaction
+// counts as due or deferred here, and a transaction without retries in its one attempt
+// (final reason oneshot) not at all.
 type QueueStats struct {
 	InFlight, Due, Deferred int
 }
@@ -240,7 +293,25 @@ var (
 	// ErrSessionLost means this replica's session was declared dead by another replica (it
 	// missed too many heartbeats); its leases are gone and it must stop working.
 	ErrSessionLost = errors.New("storage session lost")
+	// ErrUnavailable means the database cannot be reached or refuses work for now (it is
+	// down, restarting or shutting down, or the connection was lost): the same request may
+	// succeed later. ErrFull means it has no space left to write. Backends that tell these
+	// apart implement Classifier.
+	ErrUnavailable = errors.New("storage unavailable")
+	ErrFull        = errors.New("storage full")
+	// ErrFinal means the transaction is final, and ErrInFlight that an attempt holds its
+	// lease: neither can be retried now.
+	ErrFinal    = errors.New("transaction is final")
+	ErrInFlight = errors.New("transaction has an attempt in flight")
 )
+
+// Classifier is a Store that can tell which of its database's errors mean ErrUnavailable or
+// ErrFull: Classify wraps such an error with the one it means and returns any other as it
+// is. Only the backend knows its driver's errors; clients act on the difference (come
+// back soon, or once an operator has freed space).
+type Classifier interface {
+	Classify(err error) error
+}
 
 // RangeError is an append that does not continue the blob: a gap, a total that disagrees with
 // the declared one, or an append past the total. Current tells the client where to resync.
@@ -303,4 +374,77 @@ func (o Options) WithDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// State is where a transaction stands in the queue, derived from its columns. Exactly one
+// applies: a final reason decides between delivered, failed and cancelled; otherwise a lease
+// means in flight, a suspended recipient domain held, and the next attempt time due or
+// deferred. A transaction without retries whose one attempt ended without a final answer
+// is failed.
+type State string
+
+const (
+	StateInFlight  State = "in_flight"
+	StateDue       State = "due"
+	StateDeferred  State = "deferred"
+	StateHeld      State = "held"
+	StateDelivered State = "delivered"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// States lists every State, queued ones first.
+var States = []State{StateInFlight, StateDue, StateDeferred, StateHeld, StateDelivered, StateFailed, StateCancelled}
+
+// ListQuery selects transactions for List; zero fields select everything.
+type ListQuery struct {
+	// RestID selects one transaction.
+	RestID     string
+	State      State
+	Sender     string
+	RcptDomain string
+	// Since keeps transactions updated at or after it.
+	Since time.Time
+	// Before keeps transactions whose ID is below it: the cursor of the next page.
+	Before int64
+	// Limit bounds the answer (default 50).
+	Limit int
+}
+
+// Summary is a transaction as the admin list shows it.
+type Summary struct {
+	ID                 int64
+	RestID             string
+	JSON               []byte
+	Sender             string
+	RcptDomain         string
+	State              State
+	FinalAttemptReason string
+	AttemptCount       int
+	// Responses is the latest attempt's responses document (nil before the first).
+	Responses   []byte
+	NextAttempt time.Time
+	Creation    time.Time
+	LastUpdate  time.Time
+}
+
+// AttemptRecord is one attempt of a transaction with its responses document.
+type AttemptRecord struct {
+	ID         int
+	Responses  []byte
+	Creation   time.Time
+	LastUpdate time.Time
+}
+
+// SuspendedDomain is a suspension and the transactions it holds (queued, not final).
+type SuspendedDomain struct {
+	Domain string
+	Since  time.Time
+	Held   int
+}
+
+// DomainStats counts one recipient domain's transactions by state.
+type DomainStats struct {
+	Domain string
+	Counts map[State]int
 }

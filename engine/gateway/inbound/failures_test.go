@@ -2,8 +2,10 @@ package inbound
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,6 +50,21 @@ func TestUpstreamDown(t *testing.T) {
 	if err := c.Noop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A router out of space (507) is 451 4.3.1: the client tries again later, and the reply
+// says why.
+func TestUpstreamFull(t *testing.T) {
+	t.Parallel()
+	full := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInsufficientStorage)
+		io.WriteString(w, `{"error":{"code":"storage_full","message":"the router's storage is full; try again later"}}`)
+	}))
+	defer full.Close()
+	e := start(t, Options{Endpoint: full.URL + "/senders/ingress/transactions"}, resttest.Options{})
+	se := wantCode(t, e.client().Mail("alice@example.com", nil), 451, "4.3.1")
+	checkNoGoText(t, se.Message)
 }
 
 func TestUpstreamTimeouts(t *testing.T) {

@@ -71,6 +71,9 @@ func start(t testing.TB, o Options, ro resttest.Options) *env {
 	if o.Hostname == "" {
 		o.Hostname = "gw.test"
 	}
+	if o.AuthFailureDelay == 0 {
+		o.AuthFailureDelay = -1 // the AUTH throttle's waits are throttle_test.go's
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -49,6 +49,17 @@ type Options struct {
 	// AllowInsecureAuth offers AUTH without TLS. Zero: AUTH is offered and
 	// accepted only on TLS connections.
 	AllowInsecureAuth bool
+	// MaxAuthFailures is how many failed AUTH attempts one client address
+	// (an IPv6 /64) may make, each within AuthFailureWindow of the last;
+	// then its AUTH gets 454 4.7.0 and the connection is closed, until it
+	// has been quiet for AuthFailureWindow. Zero: 5. Negative: no limit.
+	MaxAuthFailures int
+	// AuthFailureWindow: see MaxAuthFailures. Zero: 15 minutes.
+	AuthFailureWindow time.Duration
+	// AuthFailureDelay is how long the reply to a failed AUTH waits, doubled
+	// with each failure of the address (at most 30 s). Zero: 1 s.
+	// Negative: no wait.
+	AuthFailureDelay time.Duration
 
 	// ProxyProtocolTimeout, when positive, requires a PROXY protocol
 	// header (v1 or v2) at the start of every connection, within this
@@ -144,6 +155,9 @@ const (
 	defaultDataTimeout     = 310 * time.Second
 	defaultPutTimeout      = 60 * time.Second
 	defaultChunkSize       = 64 << 10
+	defaultMaxAuthFailures = 5
+	defaultAuthWindow      = 15 * time.Minute
+	defaultAuthDelay       = time.Second
 	// cancelTimeout bounds the POST .../cancel of an abandoned transaction.
 	cancelTimeout = 10 * time.Second
 	// RFC 5321 §4.5.3.2: how long a client waits for MAIL and RCPT
@@ -193,6 +207,9 @@ func newConfig(o Options) (*config, error) {
 	c.DataTimeout = orDefault(o.DataTimeout, defaultDataTimeout)
 	c.PutTimeout = orDefault(o.PutTimeout, defaultPutTimeout)
 	c.ChunkSize = orDefault(o.ChunkSize, defaultChunkSize)
+	c.MaxAuthFailures = limit(o.MaxAuthFailures, defaultMaxAuthFailures)
+	c.AuthFailureWindow = orDefault(o.AuthFailureWindow, defaultAuthWindow)
+	c.AuthFailureDelay = max(orDefault(o.AuthFailureDelay, defaultAuthDelay), 0)
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -215,6 +232,7 @@ func newConfig(o Options) (*config, error) {
 		"CommandTimeout": int64(c.CommandTimeout), "IdleTimeout": int64(c.IdleTimeout), "MailTimeout": int64(c.MailTimeout),
 		"RcptTimeout": int64(c.RcptTimeout), "DataTimeout": int64(c.DataTimeout), "PutTimeout": int64(c.PutTimeout),
 		"RequestTimeout": int64(c.RequestTimeout) + 1, "ProxyProtocolTimeout": int64(c.ProxyProtocolTimeout) + 1,
+		"AuthFailureWindow": int64(c.AuthFailureWindow),
 	} {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/koukan/koukan/engine/metrics"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -81,6 +82,7 @@ func (p phase) counts() bool { return p == phaseMail || p == phaseRcpt || p == p
 //   - a *reply (the router's answer, or the session's own decision) is sent
 //     as it is;
 //   - a deadline (ours, or a REST call's) is 451 4.4.5;
+//   - the router's storage full (507) is 451 4.3.1;
 //   - anything else (the router unreachable, a protocol error) is 451 4.3.0
 //     with the rest package's safe description and the transaction id, so
 //     that the client's report can be found in the log.
@@ -101,6 +103,8 @@ func (s *session) answer(p phase, id string, err error) error {
 		switch {
 		case isRest && restErr.Kind == rest.KindTimeout, errors.Is(err, context.DeadlineExceeded):
 			r = newReply(451, smtp.EnhancedCode{4, 4, 5}, "Timed out waiting for the router, transaction "+id, err)
+		case isRest && restErr.Status == http.StatusInsufficientStorage:
+			r = newReply(451, smtp.EnhancedCode{4, 3, 1}, "Mail system full, try again later, transaction "+id, err)
 		case isRest:
 			r = newReply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure ("+restErr.Safe()+"), transaction "+id, err)
 		default:

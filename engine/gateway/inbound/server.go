@@ -35,6 +35,10 @@ type Server struct {
 
 	rejecting chan struct{}
 	draining  atomic.Bool
+	// stopping is closed by Shutdown and Close: waits that hold a reply end.
+	stopping chan struct{}
+	stopOnce sync.Once
+	throttle *authThrottle // nil without a limit
 	// bg tracks the goroutines that outlive a command: upstream cancels,
 	// refusals.
 	bg     sync.WaitGroup
@@ -62,6 +66,8 @@ func New(o Options) (*Server, error) {
 		perIP:     map[string]int{},
 		conns:     map[*conn]struct{}{},
 		rejecting: make(chan struct{}, maxRejecting),
+		stopping:  make(chan struct{}),
+		throttle:  newAuthThrottle(cfg.MaxAuthFailures, cfg.AuthFailureWindow, cfg.AuthFailureDelay),
 	}
 	ss := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	ss.Domain = cfg.Hostname
@@ -117,6 +123,7 @@ func (s *Server) ListenAndServe() error {
 // returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
 	s.connMu.Lock()
 	for c := range s.conns {
 		c.interruptIfIdle()
@@ -143,6 +150,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // progress are cancelled upstream in the background.
 func (s *Server) Close() error {
 	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
 	err := s.smtp.Close()
 	if errors.Is(err, smtp.ErrServerClosed) {
 		err = nil

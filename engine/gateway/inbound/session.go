@@ -392,6 +392,8 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	switch {
 	case s.srv.cfg.secrets.users == nil:
 		return nil, s.answer(phaseAuth, "", newReply(502, smtp.EnhancedCode{5, 5, 1}, "AUTH is not available", nil))
+	case s.srv.throttle.blocked(s.nc.ip):
+		return nil, s.tooManyFailures()
 	case strings.EqualFold(mech, sasl.Plain):
 		return &plainServer{auth: s.authenticate}, nil
 	case strings.EqualFold(mech, sasl.Login):
@@ -409,7 +411,11 @@ func (s *session) authenticate(identity, user, password string) error {
 		return s.answer(phaseAuth, "", newReply(535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed",
 			fmt.Errorf("user %q asked to act as %q", user, identity)))
 	}
+	if s.srv.throttle.blocked(s.nc.ip) {
+		return s.tooManyFailures()
+	}
 	if !s.srv.cfg.secrets.check(user, password) {
+		s.holdFailure()
 		return s.answer(phaseAuth, "", newReply(535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed",
 			fmt.Errorf("wrong secret or unknown user %q", user)))
 	}
@@ -418,6 +424,31 @@ func (s *session) authenticate(identity, user, password string) error {
 	s.mu.Unlock()
 	s.log.Info("inbound: authenticated", "user", user)
 	return nil
+}
+
+// holdFailure counts a failed AUTH against the client's address and waits before the
+// reply, longer with each failure, so that guessing is slow; the failure that uses up the
+// address's attempts is logged.
+func (s *session) holdFailure() {
+	n, wait := s.srv.throttle.failed(s.nc.ip)
+	if n >= s.srv.cfg.MaxAuthFailures && n > 0 {
+		s.log.Warn("inbound: too many failed AUTH attempts; AUTH refused from this address for a while",
+			"ip", s.nc.ip, "failures", n, "window", s.srv.cfg.AuthFailureWindow)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.srv.stopping:
+	}
+}
+
+// tooManyFailures refuses AUTH from an address that failed too often, and ends the
+// connection.
+func (s *session) tooManyFailures() error {
+	s.nc.closeAfterReply()
+	return s.answer(phaseAuth, "", newReply(454, smtp.EnhancedCode{4, 7, 0}, "Too many failed authentication attempts, try again later",
+		fmt.Errorf("AUTH throttled for %s", s.nc.ip)))
 }
 
 // begin makes u the transaction in progress.

@@ -537,8 +537,9 @@ func TestBadRemoteHost(t *testing.T) {
 	}
 }
 
-// Cancel before the message: RSET, nothing delivered. In the middle of DATA: the connection
-// is dropped, since only the final dot ends DATA. In the middle of BDAT: RSET.
+// Cancel before the message: RSET, nothing delivered. While the reply to the message is
+// awaited, and in the middle of DATA: the connection is dropped, since only the final dot
+// ends DATA. In the middle of BDAT: RSET.
 func TestCancel(t *testing.T) {
 	put := func(t *testing.T, uri, crange string, body string) int {
 		req := must(http.NewRequest(http.MethodPut, uri, strings.NewReader(body)))
@@ -559,6 +560,27 @@ func TestCancel(t *testing.T) {
 		if len(peer.messages()) != 0 {
 			t.Errorf("delivered")
 		}
+	})
+	// The router gave up waiting for the reply to the message (its data_timeout): the
+	// connection goes at once, not after the rest of DataTimeout.
+	t.Run("waiting for the reply to the message", func(t *testing.T) {
+		peer := newScriptPeer(t, "220 peer.test ESMTP")
+		peer.hangAfterData = true
+		g := newGateway(t, host())
+		up, _ := g.start(t, envelope(peer.port(), "alice@example.com"))
+		addRcpts(t, up, 0, rcpts("bob@example.com"))
+		if err := up.PutBlob(testCtx(t), up.State().Body.(*tx.Blob).URI, strings.NewReader(message), int64(len(message))); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the message", func() bool { return len(peer.messages()) == 1 })
+		if err := up.Cancel(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the connection to close", func() bool {
+			peer.mu.Lock()
+			defer peer.mu.Unlock()
+			return peer.hungUp == 1
+		})
 	})
 	for _, bdat := range []bool{false, true} {
 		t.Run(fmt.Sprintf("mid-message bdat=%v", bdat), func(t *testing.T) {

@@ -333,10 +333,14 @@ type scriptPeer struct {
 	// reply, when set, may replace the reply to a command line ("" keeps the default);
 	// "hang" reads nothing more and answers nothing.
 	reply func(cmd string) string
+	// hangAfterData takes a DATA message and then answers nothing until the client hangs
+	// up, which hungUp counts.
+	hangAfterData bool
 
 	mu     sync.Mutex
 	cmds   []string
 	bodies [][]byte
+	hungUp int
 }
 
 func newScriptPeer(t *testing.T, greeting string, ext ...string) *scriptPeer {
@@ -434,6 +438,13 @@ func (p *scriptPeer) serve(c net.Conn) {
 			p.mu.Lock()
 			p.bodies = append(p.bodies, msg)
 			p.mu.Unlock()
+			if p.hangAfterData {
+				_, _ = io.Copy(io.Discard, r)
+				p.mu.Lock()
+				p.hungUp++
+				p.mu.Unlock()
+				return
+			}
 			say("250 2.0.0 queued")
 		case "BDAT":
 			f := strings.Fields(arg)

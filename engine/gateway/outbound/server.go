@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/tx"
 )
 
@@ -49,7 +48,7 @@ func New(o Options) *Server {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{o: o, log: o.Log, ctx: ctx, stop: stop, txs: map[string]*txn{}}
 	s.pool = newPool(s.recovered)
-	s.mux = s.routes()
+	s.mux = httpapi.NewMux(s, routes, s.fail, httpapi.Unrouted{NotFound: "unknown_route", MethodNotAllowed: "method_not_allowed"})
 	return s
 }
 
@@ -140,102 +139,30 @@ func (s *Server) size() int {
 	return len(s.txs)
 }
 
-// route is one entry of the API.
-type route struct {
-	method, pattern string
-	handle          func(*Server, http.ResponseWriter, *http.Request) error
+// routes are the API.
+var routes = []httpapi.Route[*Server]{
+	{Method: "POST", Pattern: "/senders/{sender}/transactions", Handle: (*Server).create},
+	{Method: "GET", Pattern: "/transactions/{tx}", Handle: (*Server).get},
+	{Method: "PATCH", Pattern: "/transactions/{tx}", Handle: (*Server).patch},
+	{Method: "PUT", Pattern: "/transactions/{tx}/body", Handle: (*Server).putBody},
+	{Method: "PUT", Pattern: "/transactions/{tx}/blob/{blob}", Handle: (*Server).putBlob},
+	{Method: "POST", Pattern: "/transactions/{tx}/cancel", Handle: (*Server).cancel},
 }
 
-var routes = []route{
-	{"POST", "/senders/{sender}/transactions", (*Server).create},
-	{"GET", "/transactions/{tx}", (*Server).get},
-	{"PATCH", "/transactions/{tx}", (*Server).patch},
-	{"PUT", "/transactions/{tx}/body", (*Server).putBody},
-	{"PUT", "/transactions/{tx}/blob/{blob}", (*Server).putBlob},
-	{"POST", "/transactions/{tx}/cancel", (*Server).cancel},
-}
-
-func (s *Server) routes() *http.ServeMux {
-	mux := http.NewServeMux()
-	allowed := map[string][]string{}
-	for _, rt := range routes {
-		handle := rt.handle
-		mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := handle(s, w, r); err != nil {
-				s.fail(w, r, err)
-			}
-		})
-		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
-	}
-	// Paths without methods tell a wrong method (405) from an unknown path (404).
-	paths := http.NewServeMux()
-	for p := range allowed {
-		paths.Handle(p, http.NotFoundHandler())
-	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if _, p := paths.Handler(r); p != "" {
-			w.Header().Set("Allow", strings.Join(allowed[p], ", "))
-			s.fail(w, r, problem(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
-			return
-		}
-		s.fail(w, r, problem(http.StatusNotFound, "unknown_route", "no route %s %s", r.Method, r.URL.Path))
-	})
-	return mux
-}
-
-// apiError is a failed request: its status and a problem body in the router's shape,
-// {"error": {"code": "...", "message": "...", "field": "..."}}, so clients see the same
-// errors from the gateway as from the router.
-type apiError struct {
-	status               int
-	code, message, field string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func problem(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-// fail is the one place where an error becomes an HTTP response.
+// fail is the one place where an error becomes an HTTP response. The problem bodies are in
+// the router's shape, so clients see the same errors from the gateway as from the router.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var (
-		ae     *apiError
-		fe     *tx.FieldError
-		se     *tx.SyntaxError
-		ce     *tx.ConflictError
-		tooBig *http.MaxBytesError
-	)
+	ae := httpapi.RequestError(err)
 	switch {
-	case errors.As(err, &ae):
-	case errors.As(err, &fe):
-		ae = &apiError{http.StatusBadRequest, "invalid_field", fe.Error(), fe.Field}
-	case errors.As(err, &se):
-		ae = problem(http.StatusBadRequest, "invalid_json", "%s", se.Error())
-	case errors.As(err, &ce):
-		ae = &apiError{http.StatusConflict, "conflict", ce.Error(), ce.Field}
-	case errors.As(err, &tooBig):
-		ae = problem(http.StatusRequestEntityTooLarge, "too_large", "request body exceeds the limit of %d bytes", tooBig.Limit)
+	case ae != nil:
 	case r.Context().Err() != nil:
 		return // the client went away
 	default:
-		ref := make([]byte, 6)
-		_, _ = rand.Read(ref)
-		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "ref", hex.EncodeToString(ref), "err", err)
-		ae = problem(http.StatusInternalServerError, "internal_error", "internal error (reference %s)", hex.EncodeToString(ref))
+		ref := httpapi.ErrorRef()
+		s.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "ref", ref, "err", err)
+		ae = httpapi.Problem(http.StatusInternalServerError, "internal_error", "internal error (reference %s)", ref)
 	}
-	body, _ := json.Marshal(map[string]any{"error": struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field,omitempty"`
-	}{ae.code, ae.message, ae.field}})
-	writeJSON(w, ae.status, body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	httpapi.WriteProblem(w, ae)
 }
 
 // lookup finds the transaction of a request's path.
@@ -244,9 +171,23 @@ func (s *Server) lookup(r *http.Request) (*txn, error) {
 	defer s.mu.Unlock()
 	t := s.txs[r.PathValue("tx")]
 	if t == nil {
-		return nil, problem(http.StatusNotFound, "unknown_transaction", "unknown transaction")
+		return nil, httpapi.Problem(http.StatusNotFound, "unknown_transaction", "unknown transaction")
 	}
 	return t, nil
+}
+
+// TxSender is the sender a transaction was created under, for the API key check
+// (engine/httpauth); found is false for an unknown transaction.
+func (s *Server) TxSender(_ context.Context, id string) (sender string, found bool, err error) {
+	s.mu.Lock()
+	t := s.txs[id]
+	s.mu.Unlock()
+	if t == nil {
+		return "", false, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state.Sender.Name, true, nil
 }
 
 // respond writes t's read form with its ETag.
@@ -258,7 +199,7 @@ func (s *Server) respond(w http.ResponseWriter, status int, t *txn) error {
 		return err
 	}
 	w.Header().Set("ETag", etag)
-	writeJSON(w, status, body)
+	httpapi.WriteBody(w, status, body)
 	return nil
 }
 
@@ -284,13 +225,13 @@ func (s *Server) newID() string {
 func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return nil, httpapi.Problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSON))
 	var tooBig *http.MaxBytesError
 	if err != nil && !errors.As(err, &tooBig) {
-		return nil, problem(http.StatusBadRequest, "incomplete_body", "the request body ended early")
+		return nil, httpapi.Problem(http.StatusBadRequest, "incomplete_body", "the request body ended early")
 	}
 	return data, err
 }
@@ -298,8 +239,8 @@ func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // noBody refuses a body given in JSON: the gateway takes the raw message by PUT only.
 func noBody(t *tx.Tx) error {
 	if t.Body != nil {
-		return &apiError{http.StatusBadRequest, "invalid_field",
-			"the gateway takes the message by PUT to body.blob_status.uri, not in JSON", "body"}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_field",
+			Message: "the gateway takes the message by PUT to body.blob_status.uri, not in JSON", Field: "body"}
 	}
 	return nil
 }
@@ -322,11 +263,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 		tag = st.Sender.Tag
 	}
 	if tag == "" {
-		return &apiError{http.StatusBadRequest, "invalid_field", "sender.tag is required: it names the SMTP host settings", "sender.tag"}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "invalid_field", Message: "sender.tag is required: it names the SMTP host settings", Field: "sender.tag"}
 	}
 	h, ok := s.o.Hosts[tag]
 	if !ok {
-		return &apiError{http.StatusNotFound, "unknown_tag", fmt.Sprintf("no SMTP host settings for sender tag %q", tag), "sender.tag"}
+		return &httpapi.Error{Status: http.StatusNotFound, Code: "unknown_tag", Message: fmt.Sprintf("no SMTP host settings for sender tag %q", tag), Field: "sender.tag"}
 	}
 	st.Sender = &tx.Sender{Name: r.PathValue("sender"), Tag: tag}
 
@@ -336,7 +277,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	if s.ctx.Err() != nil {
 		s.mu.Unlock()
-		return problem(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down")
+		return httpapi.Problem(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down")
 	}
 	s.txs[id] = t
 	s.wg.Add(1)
@@ -350,7 +291,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 // get is GET /transactions/{tx}; with If-None-Match, a hanging GET that answers when the
 // version moves on, or with 304 after Request-Timeout seconds (at most 30).
 func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
-	inm, hanging, err := etagHeader(r, "If-None-Match")
+	inm, hanging, err := httpapi.ETagHeader(r, "If-None-Match")
 	if err != nil {
 		return err
 	}
@@ -358,7 +299,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if v := r.Header.Get("Request-Timeout"); v != "" && hanging {
 		secs, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil || secs < 0 {
-			return problem(http.StatusBadRequest, "invalid_header", "request-timeout must be a whole number of seconds, not %q", v)
+			return httpapi.Problem(http.StatusBadRequest, "invalid_header", "request-timeout must be a whole number of seconds, not %q", v)
 		}
 		wait = min(wait, time.Duration(secs)*time.Second)
 	}
@@ -396,12 +337,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 // patch is PATCH /transactions/{tx}: recipients (and filter_output) in the update form, or
 // a heartbeat (no Content-Type, no body). It does not wait for the peer.
 func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
-	ifMatch, ok, err := etagHeader(r, "If-Match")
+	ifMatch, ok, err := httpapi.ETagHeader(r, "If-Match")
 	switch {
 	case err != nil:
 		return err
 	case !ok:
-		return problem(http.StatusBadRequest, "if_match_required", "PATCH needs If-Match with the transaction's ETag")
+		return httpapi.Problem(http.StatusBadRequest, "if_match_required", "PATCH needs If-Match with the transaction's ETag")
 	}
 	ct := r.Header.Get("Content-Type")
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSON))
@@ -412,10 +353,10 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case ct == "" && len(data) == 0: // a heartbeat
 	case ct == "":
-		return problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
+		return httpapi.Problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
 	default:
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
+			return httpapi.Problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "a PATCH body must be application/json; an empty one is a heartbeat")
 		}
 		if delta, err = tx.Parse(data, tx.RestUpdate); err != nil {
 			return err
@@ -441,10 +382,10 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
 func (t *txn) updateLocked(ifMatch int64, delta *tx.Tx) error {
 	switch {
 	case t.version != ifMatch:
-		return problem(http.StatusPreconditionFailed, "version_conflict", "the transaction changed; read it again (its ETag) and retry")
+		return httpapi.Problem(http.StatusPreconditionFailed, "version_conflict", "the transaction changed; read it again (its ETag) and retry")
 	case delta == nil:
 	case len(delta.RcptTo) > 0 && t.state.Body != nil:
-		return &apiError{http.StatusConflict, "conflict", "recipients cannot be added once the message is being sent", "rcpt_to"}
+		return &httpapi.Error{Status: http.StatusConflict, Code: "conflict", Message: "recipients cannot be added once the message is being sent", Field: "rcpt_to"}
 	default:
 		if err := t.state.Merge(delta); err != nil {
 			return err
@@ -472,19 +413,5 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
 
 // putBlob is PUT /transactions/{tx}/blob/{blob}: the gateway has no message-builder parts.
 func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
-	return problem(http.StatusNotFound, "unknown_blob", "the gateway takes only the raw message, at body.blob_status.uri")
-}
-
-// etagHeader reads a version from If-Match or If-None-Match, tolerating the quotes and weak
-// prefix of RFC 9110 entity tags.
-func etagHeader(r *http.Request, name string) (int64, bool, error) {
-	v := strings.TrimSpace(r.Header.Get(name))
-	if v == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
-	if err != nil {
-		return 0, false, problem(http.StatusBadRequest, "invalid_header", "%s must be a transaction version (an ETag), not %q", name, v)
-	}
-	return n, true, nil
+	return httpapi.Problem(http.StatusNotFound, "unknown_blob", "the gateway takes only the raw message, at body.blob_status.uri")
 }

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"github.com/koukan/koukan/engine/httpapi"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -139,18 +140,8 @@ func (t *txn) fillLocked() {
 	}
 }
 
-// contentRangeLocked says what the body holds: "bytes 0-(n-1)/(total or *)", or "bytes
-// */total" while it is empty.
-func (t *txn) contentRangeLocked() string {
-	total := "*"
-	if t.total >= 0 {
-		total = strconv.FormatInt(t.total, 10)
-	}
-	if t.received == 0 {
-		return "bytes */" + total
-	}
-	return "bytes 0-" + strconv.FormatInt(t.received-1, 10) + "/" + total
-}
+// contentRangeLocked says what the body holds (httpapi.ContentRange).
+func (t *txn) contentRangeLocked() string { return httpapi.ContentRange(t.received, t.total) }
 
 func (t *txn) finalizedLocked() bool {
 	b, ok := t.state.Body.(*tx.Blob)

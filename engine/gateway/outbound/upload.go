@@ -5,9 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 
+	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/tx"
 )
 
@@ -16,60 +15,6 @@ import (
 // PUT waits, so the router's upload runs at the pace of the peer. A PUT whose bytes can no
 // longer go anywhere (the transaction failed or ended) is read and dropped, and answered 200:
 // the outcome is in data_response, not in the upload's status.
-
-// upload is what a PUT's headers ask for.
-type upload struct {
-	whole       bool  // no Content-Range: the body is the whole message
-	finalize    bool  // X-Finalize-Blob-Length: an empty body that ends the message at first
-	first, last int64 // the range of a piece
-	total       int64 // the declared length; -1: not declared
-	length      int64 // Content-Length; -1: not known
-}
-
-var rangeRE = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+|\*)$`)
-
-// uploadOf reads the upload headers of a PUT.
-func uploadOf(r *http.Request) (upload, error) {
-	u := upload{total: -1, length: r.ContentLength}
-	cr, fin := r.Header.Get("Content-Range"), r.Header.Get("X-Finalize-Blob-Length")
-	switch {
-	case cr != "" && fin != "":
-		return u, problem(http.StatusBadRequest, "invalid_header", "send either Content-Range or X-Finalize-Blob-Length, not both")
-	case fin != "":
-		n, err := strconv.ParseInt(fin, 10, 64)
-		if err != nil || n < 0 {
-			return u, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length must be a byte count, not %q", fin)
-		}
-		if r.ContentLength != 0 {
-			return u, problem(http.StatusBadRequest, "invalid_header", "x-finalize-blob-length goes with an empty body")
-		}
-		u.finalize, u.first, u.total = true, n, n
-	case cr != "":
-		m := rangeRE.FindStringSubmatch(cr)
-		if m == nil {
-			return u, problem(http.StatusBadRequest, "invalid_header", "content-range must be \"bytes first-last/total\" or \"bytes first-last/*\", not %q", cr)
-		}
-		first, err1 := strconv.ParseInt(m[1], 10, 64)
-		last, err2 := strconv.ParseInt(m[2], 10, 64)
-		if err1 != nil || err2 != nil || last < first {
-			return u, problem(http.StatusBadRequest, "invalid_header", "content-range %q is not a range of bytes", cr)
-		}
-		if m[3] != "*" {
-			total, err := strconv.ParseInt(m[3], 10, 64)
-			if err != nil || last >= total {
-				return u, problem(http.StatusBadRequest, "invalid_header", "content-range %q ends past its total", cr)
-			}
-			u.total = total
-		}
-		if r.ContentLength != last-first+1 {
-			return u, problem(http.StatusBadRequest, "invalid_header", "content-range needs a Content-Length of its size (%d bytes)", last-first+1)
-		}
-		u.first, u.last = first, last
-	default:
-		u.whole = true
-	}
-	return u, nil
-}
 
 // plan is what to do with a PUT's body, given what the transaction already has.
 type plan struct {
@@ -81,48 +26,48 @@ type plan struct {
 }
 
 func rangeError(format string, args ...any) error {
-	return problem(http.StatusRequestedRangeNotSatisfiable, "invalid_range", format, args...)
+	return httpapi.Problem(http.StatusRequestedRangeNotSatisfiable, "invalid_range", format, args...)
 }
 
-// planLocked checks an upload against the message so far, under t.mu, and marks the
-// message as started: no recipients may follow.
-func (t *txn) planLocked(u upload) (plan, error) {
+// planLocked checks an upload (and its Content-Length, -1 when not known) against the
+// message so far, under t.mu, and marks the message as started: no recipients may follow.
+func (t *txn) planLocked(u httpapi.Upload, length int64) (plan, error) {
 	if t.state.MailFrom == nil {
-		return plan{}, &apiError{http.StatusConflict, "conflict", "the transaction has no mail_from yet", "mail_from"}
+		return plan{}, &httpapi.Error{Status: http.StatusConflict, Code: "conflict", Message: "the transaction has no mail_from yet", Field: "mail_from"}
 	}
 	final := t.finalizedLocked()
 	var p plan
 	switch {
-	case u.finalize:
-		if u.total != t.received || t.total >= 0 && t.total != u.total {
-			return p, rangeError("the message holds %d bytes, not %d", t.received, u.total)
+	case u.Finalize:
+		if u.Total != t.received || t.total >= 0 && t.total != u.Total {
+			return p, rangeError("the message holds %d bytes, not %d", t.received, u.Total)
 		}
 		p = plan{want: 0, last: true, repeat: final}
-	case u.whole:
+	case u.Whole:
 		if t.received > 0 || final {
-			return p, problem(http.StatusConflict, "conflict",
+			return p, httpapi.Problem(http.StatusConflict, "conflict",
 				"%d bytes of the message have gone on already; resume with Content-Range", t.received)
 		}
-		p = plan{want: u.length, last: true}
+		p = plan{want: length, last: true}
 	default:
-		end := u.last + 1
+		end := u.Last + 1
 		switch {
-		case u.total >= 0 && t.total >= 0 && u.total != t.total:
+		case u.Total >= 0 && t.total >= 0 && u.Total != t.total:
 			return p, rangeError("the total differs from the one declared (%d)", t.total)
-		case u.first > t.received:
+		case u.First > t.received:
 			return p, rangeError("the piece starts after the end of the message so far (%d bytes)", t.received)
 		case t.total >= 0 && end > t.total:
 			return p, rangeError("the piece ends past the declared total (%d)", t.total)
-		case u.total >= 0 && t.received > u.total:
+		case u.Total >= 0 && t.received > u.Total:
 			return p, rangeError("the message already holds more than the total")
 		}
-		if u.total >= 0 {
-			t.total = u.total
+		if u.Total >= 0 {
+			t.total = u.Total
 		}
 		if end <= t.received {
-			return plan{skip: u.last - u.first + 1, repeat: true}, nil
+			return plan{skip: u.Last - u.First + 1, repeat: true}, nil
 		}
-		p = plan{skip: t.received - u.first, want: end - t.received, last: t.total >= 0 && end == t.total}
+		p = plan{skip: t.received - u.First, want: end - t.received, last: t.total >= 0 && end == t.total}
 	}
 	if t.state.Body == nil {
 		t.state.Body = &tx.Blob{ID: tx.TxBodyBlobID, URI: t.bodyURI}
@@ -162,7 +107,7 @@ type pieceResult struct {
 
 // putBody is PUT /transactions/{tx}/body.
 func (s *Server) putBody(w http.ResponseWriter, r *http.Request) error {
-	u, err := uploadOf(r)
+	u, err := httpapi.ParseUpload(r)
 	if err != nil {
 		return err
 	}
@@ -178,7 +123,7 @@ func (s *Server) putBody(w http.ResponseWriter, r *http.Request) error {
 	}
 	t.touch()
 	t.mu.Lock()
-	p, err := t.planLocked(u)
+	p, err := t.planLocked(u, r.ContentLength)
 	if err != nil {
 		w.Header().Set("Content-Range", t.contentRangeLocked())
 	}
@@ -206,10 +151,10 @@ func (s *Server) putBody(w http.ResponseWriter, r *http.Request) error {
 		if r.Context().Err() != nil {
 			return r.Context().Err()
 		}
-		return problem(http.StatusBadRequest, "incomplete_body",
+		return httpapi.Problem(http.StatusBadRequest, "incomplete_body",
 			"the request body ended before it was complete; resume from the length Content-Range reports")
 	}
-	writeJSON(w, http.StatusOK, []byte("{}"))
+	httpapi.WriteBody(w, http.StatusOK, []byte("{}"))
 	return nil
 }
 

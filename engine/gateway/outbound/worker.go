@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/koukan/koukan/engine/tx"
+	"github.com/koukan/koukan/engine/txlog"
 )
 
 var (
@@ -41,7 +42,7 @@ type worker struct {
 func (s *Server) work(t *txn) {
 	defer s.wg.Done()
 	w := &worker{s: s, t: t, h: t.host}
-	end := outcome("", 0, nil, errInternal, t.id)
+	var end tx.Response
 	defer func() {
 		if p := recover(); p != nil {
 			s.recovered(p)
@@ -49,9 +50,14 @@ func (s *Server) work(t *txn) {
 			if w.sess != nil {
 				w.drop()
 			}
+			// Counted here, not made up front: every transaction would count it.
+			end = outcome("", 0, nil, errInternal, t.id)
 		}
 		t.finish(end)
-		s.log.Info("transaction ended", "tx", t.id, "tag", t.tag, "peer", w.addr, "last", end.String())
+		// What was left unanswered has end as its reply now, so the deciding reply tells.
+		st, _ := t.snapshot()
+		s.log.Info("transaction ended", "tx", t.id, "tag", t.tag, "peer", w.addr, "rcpt_domains", txlog.Domains(st.RcptTo),
+			"reply", txlog.Reply(st))
 	}()
 	end = w.run()
 }
@@ -251,13 +257,13 @@ func (w *worker) dial(key poolKey, plain bool, deadline time.Time) (*session, er
 
 func (w *worker) tlsConfig(key poolKey) *tls.Config {
 	if !w.h.VerifyTLS {
-		return &tls.Config{InsecureSkipVerify: true, ServerName: w.h.TLSServerName}
+		return &tls.Config{InsecureSkipVerify: true, ServerName: w.h.TLSServerName, MinVersion: tls.VersionTLS12}
 	}
 	name := w.h.TLSServerName
 	if name == "" {
 		name, _, _ = net.SplitHostPort(key.addr)
 	}
-	return &tls.Config{ServerName: name, RootCAs: w.h.RootCAs}
+	return &tls.Config{ServerName: name, RootCAs: w.h.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
 // attach makes s the worker's session; closing the server closes it.
@@ -403,7 +409,9 @@ func (w *worker) data(p *piece) tx.Response {
 	if w.h.LMTP {
 		n = w.accepted // one reply per accepted recipient; at most one, see the package comment
 	}
+	stop := w.closeOnCancel()
 	replies, err := sink.finish(time.Now().Add(w.h.DataTimeout), n)
+	stop()
 	var resp tx.Response
 	if err != nil {
 		resp = w.outcome("end of data", 250, nil, err)
@@ -413,6 +421,30 @@ func (w *worker) data(p *piece) tx.Response {
 	w.t.setData(resp)
 	w.release()
 	return resp
+}
+
+// closeOnCancel closes the session's connection if the transaction is cancelled before stop
+// is called. The router cancels when it gives up waiting for the reply to the message (its
+// data_timeout, shorter than a peer may take): then the connection and the worker go at
+// once, not after the rest of DataTimeout.
+func (w *worker) closeOnCancel() (stop func()) {
+	raw, done, exited := w.sess.raw, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			cancel, changed := w.t.watch()
+			if cancel {
+				_ = raw.Close()
+				return
+			}
+			select {
+			case <-changed:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 // pieceDone waits for the PUT that holds the sink to hand it back. If the transaction is

@@ -198,6 +198,7 @@ func (r *Receiver) cancel(w http.ResponseWriter, req *http.Request) *apiError {
 		r.mu.Unlock()
 		return e
 	}
+	t.cancels++
 	if !t.state.Cancelled {
 		t.state.Cancelled = true
 		if t.timer != nil {

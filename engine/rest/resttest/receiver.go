@@ -58,6 +58,7 @@ type rtx struct {
 	partIDs    []string         // in the order they were created
 	parsed     json.RawMessage
 	heartbeats int
+	cancels    int
 	// pending: a reply is being decided or waits out its delay in timer.
 	pending bool
 	timer   *time.Timer

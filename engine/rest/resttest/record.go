@@ -23,6 +23,7 @@ type Received struct {
 	// Parts are the message-builder part blobs by id, as uploaded so far.
 	Parts      map[string][]byte
 	Heartbeats int // empty PATCHes
+	Cancels    int // POSTs to cancel, repeats included
 }
 
 // Finished reports whether the transaction will get no more responses: it
@@ -49,6 +50,7 @@ func (t *rtx) snapshot() Received {
 		BodyFinalized: t.body.final,
 		Parsed:        slices.Clone(t.parsed),
 		Heartbeats:    t.heartbeats,
+		Cancels:       t.cancels,
 	}
 	if len(t.parts) > 0 {
 		rc.Parts = make(map[string][]byte, len(t.parts))

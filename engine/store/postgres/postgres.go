@@ -5,10 +5,14 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +58,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.Store,
 		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 		IsUnique:      isUnique,
 		Retryable:     isRetryable,
+		Classify:      classify,
 		Committers:    n,
 	}, wdb, rdb, opts)
 	if err != nil {
@@ -67,6 +72,33 @@ func isUnique(err error) bool { return pgCode(err) == "23505" }
 
 // isRetryable: deadlock_detected and serialization_failure.
 func isRetryable(err error) bool { c := pgCode(err); return c == "40P01" || c == "40001" }
+
+// classify: the server out of disk space (disk_full) is store.ErrFull; a server that is
+// away is store.ErrUnavailable: it cannot be connected to or refuses connections for now
+// (class 08, too_many_connections, admin_shutdown, crash_shutdown, cannot_connect_now), or
+// the connection broke (a network error, a connection pgx has closed). The caller's own
+// context ending is neither.
+func classify(err error) error {
+	switch c := pgCode(err); {
+	case c == "53100":
+		return store.ErrFull
+	case strings.HasPrefix(c, "08"), c == "53300", c == "57P01", c == "57P02", c == "57P03":
+		return store.ErrUnavailable
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return store.ErrUnavailable
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn) {
+		return store.ErrUnavailable
+	}
+	return nil
+}
 
 func pgCode(err error) string {
 	var e *pgconn.PgError

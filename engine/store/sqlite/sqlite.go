@@ -68,12 +68,15 @@ func Open(ctx context.Context, path string, opts store.Options) (*sqlstore.Store
 		return nil, err
 	}
 	rdb.SetMaxOpenConns(8)
+	// As many idle as open: a closed connection takes its prepared statements with it.
+	rdb.SetMaxIdleConns(8)
 	sub, _ := fs.Sub(migrations, "migrations")
 	s, err := sqlstore.Open(ctx, sqlstore.Dialect{
 		Name:       "sqlite",
 		Migrations: sub,
 		AfterGC:    "PRAGMA incremental_vacuum",
 		IsUnique:   isUnique,
+		Classify:   classify,
 	}, wdb, rdb, opts)
 	if err != nil {
 		wdb.Close()
@@ -89,4 +92,21 @@ func isUnique(err error) bool {
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// classify: SQLITE_FULL (the disk, or the file system holding the database, is full) is
+// store.ErrFull; SQLITE_BUSY and SQLITE_LOCKED (another process held the database longer
+// than busy_timeout) and SQLITE_CANTOPEN are store.ErrUnavailable.
+func classify(err error) error {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return nil
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return store.ErrFull
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN:
+		return store.ErrUnavailable
+	}
+	return nil
 }

@@ -31,13 +31,17 @@ type committer struct {
 	queue     chan request
 	wg        sync.WaitGroup
 	stop      chan struct{}
+	// drained closes once close has failed what was queued: a request queued after that
+	// would wait for a verdict forever.
+	drained chan struct{}
 }
 
 // maxTries bounds how often an op is run when it keeps failing with a retryable error.
 const maxTries = 4
 
 func newCommitter(db *sql.DB, workers, maxBatch int, retryable func(error) bool) *committer {
-	c := &committer{db: db, maxBatch: maxBatch, retryable: retryable, queue: make(chan request, maxBatch), stop: make(chan struct{})}
+	c := &committer{db: db, maxBatch: maxBatch, retryable: retryable, queue: make(chan request, maxBatch), stop: make(chan struct{}),
+		drained: make(chan struct{})}
 	for range workers {
 		c.wg.Add(1)
 		go c.loop()
@@ -57,7 +61,19 @@ func (c *committer) do(ctx context.Context, fn op) error {
 	}
 	// Once queued the op may commit whatever the caller's context does, so wait for the
 	// verdict: reporting failure for a committed write would make a client retry needlessly.
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-c.drained:
+		// Queued as the store closed, after the last committer stopped: it never ran,
+		// unless close failed it.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return errClosed
+		}
+	}
 }
 
 var errClosed = errors.New("store closed")
@@ -66,6 +82,7 @@ func (c *committer) close() {
 	close(c.stop)
 	c.wg.Wait()
 	// Fail whatever is still queued.
+	defer close(c.drained)
 	for {
 		select {
 		case r := <-c.queue:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -135,5 +136,27 @@ func TestCommitterGroupsConcurrentWriters(t *testing.T) {
 	}
 	if got := rows(t, db); len(got) != 100 {
 		t.Errorf("committed %d rows, want 100", len(got))
+	}
+}
+
+// Writes racing Close each get an answer: none waits forever for a committer that stopped.
+func TestCommitterAnswersWritesRacingClose(t *testing.T) {
+	for range 50 {
+		c := newCommitter(testDB(t), 1, 8, nil)
+		answered := make(chan error, 20)
+		for i := range 20 {
+			go func() { answered <- c.do(context.Background(), insert(i)) }()
+		}
+		c.close()
+		for range 20 {
+			select {
+			case err := <-answered:
+				if err != nil && !errors.Is(err, errClosed) {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a write racing close was never answered")
+			}
+		}
 	}
 }

@@ -44,6 +44,9 @@ type Dialect struct {
 	// Committers is how many batches may commit at once (default 1). SQLite has one writer;
 	// a server overlaps the round trips of several batches and groups their WAL flushes.
 	Committers int
+	// Classify tells the driver's errors that mean store.ErrUnavailable or store.ErrFull
+	// (which it returns), from all others (nil).
+	Classify func(error) error
 }
 
 // Store is the SQL implementation of store.Store.
@@ -62,7 +65,10 @@ type Store struct {
 	stmts  map[stmtKey]*sql.Stmt
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.Classifier = (*Store)(nil)
+)
 
 // Open migrates the schema, registers a live session and starts the committer. wdb takes the
 // writes; rdb the reads (it may be the same pool).
@@ -96,6 +102,24 @@ func Open(ctx context.Context, d Dialect, wdb, rdb *sql.DB, opts store.Options) 
 		return nil, fmt.Errorf("%s: registering session: %w", d.Name, err)
 	}
 	return s, nil
+}
+
+// Classify implements store.Classifier with the dialect's Classify; a closed store is
+// unavailable too.
+func (s *Store) Classify(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrFull) {
+		return err
+	}
+	var kind error
+	if errors.Is(err, errClosed) {
+		kind = store.ErrUnavailable
+	} else if s.d.Classify != nil {
+		kind = s.d.Classify(err)
+	}
+	if kind == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
 }
 
 func (s *Store) Ping(ctx context.Context) error {

@@ -28,12 +28,14 @@ func (s *Store) Create(ctx context.Context, n store.NewTx) (*store.Tx, error) {
 			done = done && (b.Inline || b.ReuseTx != "")
 		}
 		var id int64
+		domain := nullText([]byte(n.RcptDomain))
 		err := s.queryRow(ctx, tx, `INSERT INTO transactions (rest_id, json, message_builder, retry, notification,
 				input_done, creation_session_id, inflight_session_id, next_attempt_time, creation, last_update, version,
-				idempotency_key, request_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id`,
+				idempotency_key, request_hash, sender_name, rcpt_domain)
+			VALUES (?, ?, ?, ?, ?, ?, ?, `+leaseUnlessHeld+`, ?, ?, ?, 1, ?, ?, ?, ?) RETURNING id`,
 			n.RestID, string(n.JSON), nullText(n.MessageBuilder), n.Retry, n.Notification, done,
-			s.session, inflight, now, now, now, nullText([]byte(n.IdempotencyKey)), nullText([]byte(n.RequestHash))).Scan(&id)
+			s.session, domain, inflight, now, now, now, nullText([]byte(n.IdempotencyKey)), nullText([]byte(n.RequestHash)),
+			nullText([]byte(n.Sender)), domain).Scan(&id)
 		if err != nil {
 			return s.duplicate(err)
 		}
@@ -42,7 +44,13 @@ func (s *Store) Create(ctx context.Context, n store.NewTx) (*store.Tx, error) {
 				return err
 			}
 		}
-		return nil
+		if n.Leased && n.StartAttempt {
+			_, err := s.startAttempt(ctx, tx, "id = ? AND inflight_session_id = ?", []any{id, s.session}, false)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: created held
+				return err
+			}
+		}
+		return s.insertWebhookEvents(ctx, tx, n.Events, now)
 	})
 	if errors.Is(err, store.ErrDuplicate) && n.IdempotencyKey != "" {
 		if ierr := s.idempotent(ctx, n); ierr != nil {
@@ -214,7 +222,7 @@ func (s *Store) Dequeue(ctx context.Context) (*store.Tx, error) {
 		} else if errors.Is(err, sql.ErrNoRows) {
 			err = s.queryRow(ctx, tx, `SELECT id, rest_id FROM transactions
 				WHERE inflight_session_id IS NULL AND final_attempt_reason IS NULL AND next_attempt_time <= ?
-					AND (input_done OR creation_session_id = ?)
+					AND (input_done OR creation_session_id = ?)`+notHeld+`
 				ORDER BY next_attempt_time LIMIT 1`+s.d.LockRows, s.now(), s.session).Scan(&id, &restID)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
@@ -266,6 +274,9 @@ func (s *Store) FinishAttempt(ctx context.Context, restID string, f store.Finish
 				return err
 			}
 			return store.ErrNotLeased
+		}
+		if err == nil {
+			err = s.insertWebhookEvents(ctx, tx, f.Events, now)
 		}
 		if err != nil || f.Responses == nil {
 			return err

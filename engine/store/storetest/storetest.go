@@ -77,7 +77,15 @@ func Run(t *testing.T, f Factory) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ExclusiveDequeue", testExclusiveDequeue},
 		{"StartRacesFinish", testStartRacesFinish},
+		{"Classify", testClassify},
+		{"AdminList", testAdminList},
+		{"AdminAttempts", testAdminAttempts},
+		{"AdminRetryNow", testAdminRetryNow},
+		{"AdminSuspend", testAdminSuspend},
+		{"AdminDomainStats", testAdminDomainStats},
+		{"QueueDomains", testQueueDomains},
 	}
+	tests = append(tests, webhookTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -462,6 +470,15 @@ func testAttempts(e *env) {
 	}
 	if _, err := s.StartAttempt(e.ctx, "once"); !errors.Is(err, store.ErrNotLeased) {
 		e.t.Errorf("attempt without lease: %v", err)
+	}
+	// Created with its first attempt started: as if StartAttempt had followed the create.
+	started := must(s.Create(e.ctx, store.NewTx{RestID: "started", JSON: []byte(`{}`), Leased: true, StartAttempt: true})).ok(e.t)
+	if !started.Lease.Here || started.AttemptCount != 1 || started.FinalAttemptReason != store.FinalOneshot {
+		e.t.Errorf("created with its attempt started: %+v", started)
+	}
+	v = must(s.Update(e.ctx, "started", started.Version, store.Update{Responses: []byte(`{"mail_response":{"code":250}}`)})).ok(e.t)
+	if got := must(s.Get(e.ctx, "started")).ok(e.t); string(got.Responses) != `{"mail_response":{"code":250}}` || got.Version != v {
+		e.t.Errorf("responses of the attempt started at create: %+v", got)
 	}
 	if _, err := s.FinishAttempt(e.ctx, "once", store.Finish{}); !errors.Is(err, store.ErrNotLeased) {
 		e.t.Errorf("finish without lease: %v", err)
