@@ -16,7 +16,8 @@ import (
 // wakes the output handler and the hanging GETs, which then all read the same new version:
 // without the cache that is one full read per waiter per write.
 //
-// A snapshot is kept only for transactions leased here, and only for snapshotTTL, which
+// A snapshot is kept only for transactions leased here (or just let go by an attempt here,
+// see FinishAttempt), and only for snapshotTTL, which
 // bounds how stale a write that did not go through here (an operator's SQL, a replica that
 // wrongly thinks we are dead) can look.
 type cachingStore struct {
@@ -187,13 +188,13 @@ func (c *cachingStore) Head(ctx context.Context, restID string) (store.Head, err
 		if t, err = c.load(ctx, restID, gen, loading); err != nil {
 			return store.Head{}, err
 		}
+		if !t.Lease.Here {
+			return c.Store.Head(ctx, restID)
+		}
 	}
-	if !t.Lease.Here {
-		return c.Store.Head(ctx, restID)
-	}
-	// Leased here, so a final reason is final unless it is the oneshot mark of the attempt
-	// under way.
-	final := t.FinalAttemptReason != "" && t.FinalAttemptReason != store.FinalOneshot
+	// Leased here, or let go by an attempt here (FinishAttempt): a final reason is final
+	// unless it is the oneshot mark of the attempt under way.
+	final := t.FinalAttemptReason != "" && (t.FinalAttemptReason != store.FinalOneshot || !t.Lease.Here)
 	return store.Head{Version: t.Version, Lease: t.Lease, Final: final}, nil
 }
 
@@ -205,28 +206,36 @@ func (c *cachingStore) Update(ctx context.Context, restID string, version int64,
 		c.wrote(restID)
 		return v, err
 	}
+	c.carryOver(restID, version, func(t *store.Tx, now time.Time) {
+		t.Version, t.LastUpdate = v, now.Truncate(time.Millisecond)
+		if u.JSON != nil {
+			t.JSON = bytes.Clone(u.JSON)
+		}
+		if u.MessageBuilder != nil {
+			t.MessageBuilder = bytes.Clone(u.MessageBuilder)
+		}
+		if u.Responses != nil {
+			t.Responses = bytes.Clone(u.Responses)
+		}
+	})
+	return v, err
+}
+
+// carryOver applies a write that committed on top of version to the snapshot of restID, if
+// the snapshot is that version and still valid; otherwise the write just invalidates it.
+func (c *cachingStore) carryOver(restID string, version int64, apply func(t *store.Tx, now time.Time)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[restID]
 	now := c.now()
 	if e == nil || e.snap == nil || e.snapGen != e.gen || e.snap.Version != version || now.Sub(e.read) > snapshotTTL {
 		c.wroteLocked(restID)
-		return v, err
+		return
 	}
-	t := *e.snap
-	t.Version, t.LastUpdate = v, now.Truncate(time.Millisecond)
-	if u.JSON != nil {
-		t.JSON = bytes.Clone(u.JSON)
-	}
-	if u.MessageBuilder != nil {
-		t.MessageBuilder = bytes.Clone(u.MessageBuilder)
-	}
-	if u.Responses != nil {
-		t.Responses = bytes.Clone(u.Responses)
-	}
+	t := clone(e.snap)
+	apply(t, now)
 	e.gen++
-	e.snap, e.snapGen, e.read, e.touched = &t, e.gen, now, now
-	return v, err
+	e.snap, e.snapGen, e.read, e.touched = t, e.gen, now, now
 }
 
 func (c *cachingStore) Touch(ctx context.Context, restID string) (int64, error) {
@@ -244,10 +253,43 @@ func (c *cachingStore) StartAttempt(ctx context.Context, restID string) (store.A
 	return c.Store.StartAttempt(ctx, restID)
 }
 
-// FinishAttempt releases the lease: later reads find it gone and keep nothing.
+// FinishAttempt releases the lease. The transaction as the finish left it is kept for the
+// readers this write wakes (the client's hanging GET, the exploder waiting for a recipient):
+// without it each of them reads the final state back from the database. It is the one
+// snapshot kept of a transaction not leased here; another replica that dequeues it at once
+// (a retry due now) is hidden from readers here for at most snapshotTTL, as any write that
+// did not go through here is.
 func (c *cachingStore) FinishAttempt(ctx context.Context, restID string, f store.Finish) (int64, error) {
-	defer c.wrote(restID)
-	return c.Store.FinishAttempt(ctx, restID, f)
+	v, err := c.Store.FinishAttempt(ctx, restID, f)
+	if err != nil {
+		c.wrote(restID)
+		return v, err
+	}
+	c.carryOver(restID, v-1, func(t *store.Tx, now time.Time) { finished(t, f, v, now) })
+	return v, err
+}
+
+// finished applies f to t as store.Store.FinishAttempt does to the stored transaction
+// (TestCacheFinishMatchesStore holds the two together).
+func finished(t *store.Tx, f store.Finish, version int64, now time.Time) {
+	t.Version, t.LastUpdate = version, now.Truncate(time.Millisecond)
+	t.Lease = store.Lease{}
+	t.NextAttempt = now.Truncate(time.Millisecond)
+	if !f.NextAttempt.IsZero() {
+		t.NextAttempt = f.NextAttempt.Truncate(time.Millisecond)
+	}
+	if f.FinalReason != "" && (t.FinalAttemptReason == "" || t.FinalAttemptReason == store.FinalOneshot) {
+		t.FinalAttemptReason = f.FinalReason
+	}
+	switch {
+	case f.NotificationSent:
+		t.NoFinalNotification = false
+	case f.FinalReason != "" && !t.Notification:
+		t.NoFinalNotification = true
+	}
+	if f.Responses != nil {
+		t.Responses = bytes.Clone(f.Responses)
+	}
 }
 
 func (c *cachingStore) Dequeue(ctx context.Context) (*store.Tx, error) {

@@ -208,3 +208,94 @@ func TestCacheCarriesDocumentUpdatesOver(t *testing.T) {
 		t.Fatalf("reads after document updates reached the database %d times, want 0", n)
 	}
 }
+
+// The snapshot FinishAttempt keeps is what the database holds after the finish, for each
+// way an attempt ends, and is served without a read.
+func TestCacheFinishMatchesStore(t *testing.T) {
+	later := time.Now().Add(time.Minute)
+	cases := []struct {
+		name                string
+		retry, notification bool
+		finish              store.Finish
+	}{
+		{"retried later", true, true, store.Finish{Responses: []byte(`{"mail_response":{"code":450}}`), NextAttempt: later}},
+		{"delivered without notification", true, false, store.Finish{Responses: []byte(`{}`), FinalReason: "upstream success"}},
+		{"oneshot temporary failure", false, false, store.Finish{Responses: []byte(`{"data_response":{"code":451}}`)}},
+		{"oneshot permanent failure", false, true, store.Finish{FinalReason: "upstream permfail"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, db, ctx := newCacheFixture(t)
+			if _, err := c.Create(ctx, store.NewTx{RestID: "tx", JSON: []byte(`{}`), Leased: true, StartAttempt: true,
+				Retry: tc.retry, Notification: tc.notification}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Get(ctx, "tx"); err != nil {
+				t.Fatal(err)
+			}
+			reads := db.gets.Load()
+			if _, err := c.FinishAttempt(ctx, "tx", tc.finish); err != nil {
+				t.Fatal(err)
+			}
+			assertCacheMatches(t, c, db, ctx, tc.finish.NextAttempt.IsZero())
+			if n := db.gets.Load() - reads; n != 0 {
+				t.Fatalf("reads after the finish reached the database %d times, want 0", n)
+			}
+		})
+	}
+	t.Run("notification after the fact", func(t *testing.T) {
+		c, db, ctx := newCacheFixture(t)
+		if _, err := c.Create(ctx, store.NewTx{RestID: "tx", JSON: []byte(`{}`), Leased: true, StartAttempt: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.FinishAttempt(ctx, "tx", store.Finish{FinalReason: "upstream permfail"}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.Head(ctx, "tx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Update(ctx, "tx", h.Version, store.Update{Notification: true}); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := c.Dequeue(ctx)
+		if err != nil || rec == nil || !rec.NotificationOnly {
+			t.Fatalf("dequeue: %+v, %v; want the notification pseudo-attempt", rec, err)
+		}
+		if _, err := c.Get(ctx, "tx"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.FinishAttempt(ctx, "tx", store.Finish{NotificationSent: true}); err != nil {
+			t.Fatal(err)
+		}
+		assertCacheMatches(t, c, db, ctx, true)
+	})
+}
+
+// assertCacheMatches compares what the cache answers for "tx" with the database; the
+// default next attempt time ("now") is compared to within a second.
+func assertCacheMatches(t *testing.T, c *cachingStore, db *countingStore, ctx context.Context, nextIsNow bool) {
+	t.Helper()
+	got, err := c.Get(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := db.Store.Get(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nextIsNow && got.NextAttempt.Sub(want.NextAttempt).Abs() < time.Second {
+		got.NextAttempt = want.NextAttempt
+	}
+	got.LastUpdate, want.LastUpdate = time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the cache holds\n%+v\nthe database\n%+v", got, want)
+	}
+	gotHead, err := c.Head(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantHead, err := db.Store.Head(ctx, "tx"); err != nil || gotHead != wantHead {
+		t.Fatalf("Head: the cache says %+v, the database %+v (%v)", gotHead, wantHead, err)
+	}
+}

@@ -190,16 +190,17 @@ func (s *Service) attempt(restID string) error {
 				return err
 			}
 		}
+		if done, reason := outcome(view, rec.InputDone); done {
+			// The last responses go with the attempt's end, in one write.
+			release()
+			return s.finish(ctx, restID, rec, view, c, msg, oh, reason, started)
+		}
 		if !reflect.DeepEqual(written, responsesOf(view)) {
 			if err := s.writeResponses(ctx, restID, view); err != nil {
 				release()
 				return err
 			}
 			written = responsesOf(view)
-		}
-		if done, reason := outcome(view, rec.InputDone); done {
-			release()
-			return s.finish(ctx, restID, rec, view, c, msg, oh, reason, started)
 		}
 
 		wait := time.Until(lastRefresh.Add(oh.UpstreamRefresh))
@@ -349,7 +350,7 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	result := attemptOutcome(f.FinalReason, rec.Retry)
 	recordAttempt(sender, f.FinalReason, result, rec.Creation, started)
 	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "sender", sender, "sender_tag", tag,
-		"rcpt_domains", txlog.Domains(view.RcptTo), "reply", txlog.Reply(view), "outcome", result,
+		"rcpt_domains", txlog.Domains(view.RcptTo), "upstream", c.Upstream(), "reply", txlog.Reply(view), "outcome", result,
 		"final", f.FinalReason, "next_attempt", f.NextAttempt)
 	if failed(f.FinalReason) {
 		// Decide on the record as FinishAttempt left it: notifications may have been turned

@@ -188,11 +188,33 @@ func isEmptyList(raw json.RawMessage) bool {
 }
 
 func readString(raw json.RawMessage, path string) (string, error) {
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
 	var s string
 	if firstByte(raw) != '"' || json.Unmarshal(raw, &s) != nil {
 		return "", fieldErr(path, "must be a string")
 	}
 	return s, nil
+}
+
+// plainString reads a JSON string literal without escapes, the common case, without
+// encoding/json: a quote at each end and valid UTF-8 without quotes, backslashes or control
+// characters in between.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
 }
 
 // readText is readString for text that ends up in a protocol line (SMTP

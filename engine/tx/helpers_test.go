@@ -1,6 +1,8 @@
 package tx
 
 import (
+	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -139,6 +141,22 @@ func TestCheckPreconditions(t *testing.T) {
 		}
 		if !reflect.DeepEqual(tt.tx, tt.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tt.name, tt.tx, tt.want)
+		}
+	}
+}
+
+// readString's fast path answers as encoding/json does, or leaves the literal to it.
+func TestReadStringMatchesEncodingJSON(t *testing.T) {
+	for _, lit := range []string{`""`, `"alice@example.com"`, `"café"`, `"a\"b"`, `"a\\b"`, `"\u00e9"`,
+		"\"tab\there\"", "\"bad \xff utf8\"", `"unterminated`, `x"`, `"`, `"a"b"`, `"\ud800"`, `12`} {
+		got, err := readString(json.RawMessage(lit), "f")
+		var want string
+		werr := json.Unmarshal([]byte(lit), &want)
+		if lit[0] != '"' {
+			werr = errors.New("not a string")
+		}
+		if (err != nil) != (werr != nil) || got != want {
+			t.Errorf("%q: got %q, %v; encoding/json %q, %v", lit, got, err, want, werr)
 		}
 	}
 }
