@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,12 +189,19 @@ func TestMetricsAfterMixedTraffic(t *testing.T) {
 		atLeast(`koukan_http_requests_total{route="POST /transactions/{tx}/cancel",status="200"}`, 1)
 
 		// The log: the router's line for the permanent failure, and the gateway's for the
-		// transaction that carried it to the internet.
+		// transaction that carried it to the internet, which the router's line names.
 		out := e.output()
+		routerLine := regexp.MustCompile(`msg="attempt finished" tx=` + path.Base(perm) +
+			` attempt=1 sender=submission sender_tag="" rcpt_domains=\[bounce.test\] upstream=(\S+) reply.code=550 reply.enhanced=5.1.1 reply.message="no such user here" outcome=failed final="upstream rcpt_response permfail"`)
+		m := routerLine.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("the log lacks the router's line for %s: %s", perm, routerLine)
+		}
 		for _, want := range []string{
-			`msg="attempt finished" tx=` + path.Base(perm) + ` attempt=1 sender=submission sender_tag="" rcpt_domains=[bounce.test] reply.code=550 reply.enhanced=5.1.1 reply.message="no such user here" outcome=failed final="upstream rcpt_response permfail"`,
-			fmt.Sprintf(`tag=outbound peer=127.0.0.1:%d rcpt_domains=[bounce.test] reply.code=550 reply.enhanced=5.1.1 reply.message="no such user here"`, e.internet.port),
-			`msg="attempt finished" tx=` + path.Base(later) + ` attempt=4 sender=submission sender_tag="" rcpt_domains=[remote.test] reply.code=451 reply.enhanced=4.3.0 reply.message="try again later" outcome=failed final="retry policy max attempts"`,
+			fmt.Sprintf(`msg="transaction ended" tx=%s tag=outbound peer=127.0.0.1:%d rcpt_domains=[bounce.test] reply.code=550 reply.enhanced=5.1.1 reply.message="no such user here"`,
+				path.Base(m[1]), e.internet.port),
+			`msg="attempt finished" tx=` + path.Base(later) + ` attempt=4 sender=submission sender_tag="" rcpt_domains=[remote.test] upstream=`,
+			` reply.code=451 reply.enhanced=4.3.0 reply.message="try again later" outcome=failed final="retry policy max attempts"`,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the log lacks %s", want)

@@ -32,6 +32,14 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Handoff is a Step that passes the transaction on: rest_output to a next hop, whose
+// transaction's URL Upstream returns, the exploder to recipients' transactions, whose ids it
+// lists. "" until there is one. The attempt's log line shows it, so that it leads to the
+// next hop's own log lines.
+type Handoff interface {
+	Upstream() string
+}
+
 // Chain is one attempt's instance of a configured chain: steps keep state across updates.
 type Chain struct {
 	steps []Step
@@ -231,6 +239,18 @@ func (c *Chain) flush(t *tx.Tx) {
 	for len(t.RcptResponse) < len(c.rcpt) && c.rcpt[len(t.RcptResponse)] != nil {
 		t.RcptResponse = append(t.RcptResponse, *c.rcpt[len(t.RcptResponse)])
 	}
+}
+
+// Upstream is where this attempt handed the transaction on (see Handoff), or "".
+func (c *Chain) Upstream() string {
+	for _, s := range c.steps {
+		if h, ok := s.(Handoff); ok {
+			if u := h.Upstream(); u != "" {
+				return u
+			}
+		}
+	}
+	return ""
 }
 
 // Close releases every step's resources, for example when the attempt ends.

@@ -14,6 +14,7 @@ package exploder
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/koukan/koukan/engine/chain"
@@ -61,6 +62,18 @@ type Step struct {
 }
 
 var _ chain.Step = (*Step)(nil)
+var _ chain.Handoff = (*Step)(nil)
+
+// Upstream lists the recipients' transaction ids made so far, comma-separated.
+func (s *Step) Upstream() string {
+	made := make([]string, 0, len(s.ids))
+	for _, id := range s.ids {
+		if id != "" {
+			made = append(made, id)
+		}
+	}
+	return strings.Join(made, ",")
+}
 
 // New makes an exploder for one attempt.
 func New(up Upstream, opts Options) *Step {

@@ -47,6 +47,15 @@ type Step struct {
 
 var _ chain.Step = (*Step)(nil)
 var _ chain.Closer = (*Step)(nil)
+var _ chain.Handoff = (*Step)(nil)
+
+// Upstream is the URL of the next hop's transaction, once created.
+func (s *Step) Upstream() string {
+	if s.up == nil {
+		return ""
+	}
+	return s.up.Location()
+}
 
 // New makes the step for one attempt; client is shared by every attempt with the same TLS
 // settings, so connections are pooled.

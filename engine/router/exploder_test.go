@@ -17,7 +17,12 @@ import (
 // downstream JSON.
 func smtp(t *testing.T, r *replica, sender string, rcpts []string, body string) map[string]any {
 	t.Helper()
-	loc := r.post(sender, `{"mail_from":{"m":"alice@example.com"}}`).header.Get("Location")
+	return smtpInto(t, r.post(sender, `{"mail_from":{"m":"alice@example.com"}}`).header.Get("Location"), rcpts, body)
+}
+
+// smtpInto is smtp on a transaction already created at loc.
+func smtpInto(t *testing.T, loc string, rcpts []string, body string) map[string]any {
+	t.Helper()
 	for i, rcpt := range rcpts {
 		for {
 			etag := do(t, "GET", loc, nil).header.Get("ETag")

@@ -111,3 +111,30 @@ func TestAttemptLog(t *testing.T) {
 		}
 	})
 }
+
+// An exploded transaction's line names its recipients' transactions, whose own lines then
+// tell what became of each.
+func TestAttemptLogNamesRecipientTransactions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		var logs logBuffer
+		r := startReplicaLogging(t, b, newScript().factory(), "http://127.0.0.1:9", slog.New(slog.NewJSONHandler(&logs, nil)))
+		loc := r.post("ingress", `{"mail_from":{"m":"alice@example.com"}}`).header.Get("Location")
+		smtpInto(t, loc, []string{"bob1@example.com", "bob2@example.com"}, message)
+		var recs []map[string]any
+		eventually(t, "the exploded transaction's line", func() bool {
+			_, recs = logs.attemptLines(t, path.Base(loc))
+			return len(recs) == 1
+		})
+		up, _ := recs[0]["upstream"].(string)
+		children := strings.Split(up, ",")
+		if len(children) != 2 {
+			t.Fatalf("upstream %q: want the two recipients' transaction ids", up)
+		}
+		for _, id := range children {
+			eventually(t, "recipient "+id+"'s line", func() bool {
+				_, recs := logs.attemptLines(t, id)
+				return len(recs) == 1 && recs[0]["outcome"] == "delivered"
+			})
+		}
+	})
+}
