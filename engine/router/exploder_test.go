@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/koukan/koukan/config"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -173,6 +175,45 @@ func TestExploderMessageBuilderBody(t *testing.T) {
 			if !strings.Contains(body, "subject: built\r\n") || !strings.Contains(body, "hello from the builder") {
 				t.Errorf("delivered %q", body)
 			}
+		}
+	})
+}
+
+// Submission: a recipient whose data answer is a temporary failure is made store-and-
+// forward after its one attempt has ended, and is tried again when the retry policy says
+// (2.5 s here, less a jitter of at most 20%), not at the next look at the queue.
+func TestExploderStoreAndForwardAfterTheAttemptWaitsForTheRetry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		var mu sync.Mutex
+		var tried []time.Time
+		up.data = func(attempt int) tx.Response {
+			mu.Lock()
+			tried = append(tried, time.Now())
+			mu.Unlock()
+			if attempt == 1 {
+				return tx.Response{Code: 451, Message: "4.3.0 try again later"}
+			}
+			return tx.Response{Code: 250, Message: "ok"}
+		}
+		r := startReplicaUpstream(t, b, up.factory(), "http://127.0.0.1:9", func(c *config.Router) {
+			p := c.Endpoint("submission").OutputHandler.RetryParams
+			p.MinAttemptTime, p.MaxAttemptTime = 2500*time.Millisecond, 2500*time.Millisecond
+		})
+		got := smtp(t, r, "msa-oneshot", []string{"later@example.com"}, message)
+		if codes(got) != "250/[202]/250" {
+			t.Errorf("downstream: %s %q", codes(got), replyText(got, "data_response"))
+		}
+		eventually(t, "delivered on retry", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(tried) == 2
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("gap %v", tried[1].Sub(tried[0]))
+		if gap := tried[1].Sub(tried[0]); gap < 2*time.Second {
+			t.Errorf("tried again %v after the temporary failure, before the retry policy's minimum", gap)
 		}
 	})
 }

@@ -53,6 +53,8 @@ sender:
       - name: sf-sor
         output_chain: sf_sor
         retry: null
+      - name: msa-upstream
+        retry: null
   - name: sor
     output_chain: sink
   - name: ingress
@@ -61,6 +63,12 @@ sender:
   - name: msa
     output_chain: msa_exploder
     upstream_sender: submission
+    # Recipients' transactions without retries until store-and-forward, as in the default
+    # config's submission service.
+  - name: msa-oneshot
+    output_chain: msa_exploder
+    upstream_sender: submission
+    upstream_tag: msa-upstream
   - name: notifying
     output_chain: submission
     retry: output_chain

@@ -328,15 +328,23 @@ func anyOK(rs []tx.Response) bool {
 func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view *tx.Tx, c *chain.Chain,
 	msg *chain.Message, oh config.OutputHandler, reason string, started time.Time) error {
 	f := store.Finish{FinalReason: reason}
-	if reason == "" && rec.Retry && oh.RetryParams != nil {
-		f.NextAttempt, f.FinalReason = nextAttempt(oh.RetryParams, rec.AttemptCount, rec.Creation, time.Now(), jitter)
+	if reason == "" && oh.RetryParams != nil {
+		next, final := nextAttempt(oh.RetryParams, rec.AttemptCount, rec.Creation, time.Now(), jitter)
+		if rec.Retry {
+			f.NextAttempt, f.FinalReason = next, final
+		} else {
+			// Over after this attempt, unless the exploder turns retries on once it has
+			// seen the failure (store-and-forward): then the next attempt is due when
+			// the policy says, not at once.
+			f.NextAttempt = next
+		}
 	}
 	var err error
 	if f.Responses, err = responsesJSON(view); err != nil {
 		return err
 	}
 	f.Events = s.webhookEvents(rec, view, f)
-	if f.FinalReason == "" && !f.NextAttempt.IsZero() {
+	if f.FinalReason == "" && rec.Retry && !f.NextAttempt.IsZero() {
 		// While the lease holds: the next attempt, which may start as soon as FinishAttempt
 		// lets go, must find the delay notice marked sent.
 		if err := s.maybeNotifyDelay(ctx, rec, view, oh); err != nil {
@@ -349,9 +357,13 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	sender, tag := senderLabels(view)
 	result := attemptOutcome(f.FinalReason, rec.Retry)
 	recordAttempt(sender, f.FinalReason, result, rec.Creation, started)
+	var next time.Time // none for a transaction that ends here (its retries are off)
+	if result == "retry" {
+		next = f.NextAttempt
+	}
 	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "sender", sender, "sender_tag", tag,
 		"rcpt_domains", txlog.Domains(view.RcptTo), "upstream", c.Upstream(), "reply", txlog.Reply(view), "outcome", result,
-		"final", f.FinalReason, "next_attempt", f.NextAttempt)
+		"final", f.FinalReason, "next_attempt", next)
 	if failed(f.FinalReason) {
 		// Decide on the record as FinishAttempt left it: notifications may have been turned
 		// on since rec was read (exploder store-and-forward), and FinishAttempt owed a
