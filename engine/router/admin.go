@@ -35,7 +35,7 @@ func (s *Service) RetryNow(ctx context.Context, id string) error {
 
 func (n notifyingStore) RetryNow(ctx context.Context, restID string) (int64, error) {
 	v, err := n.Store.RetryNow(ctx, restID)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return v, err
 }
 

@@ -75,8 +75,11 @@ func (h *hub) shutdown() {
 	}
 }
 
-// notifyingStore tells the hub about every write that commits through it, so no writer can
-// forget to wake the waiters.
+// notifyingStore tells the hub about every write through it, so no writer can forget to
+// wake the waiters. Failed writes wake them too: one whose answer was lost (the database
+// connection broke during the commit) may have committed, and a waiter on a transaction
+// leased here is woken only by notifications, so it would sleep until its deadline. A wake
+// for nothing costs the waiters one read.
 type notifyingStore struct {
 	store.Store
 	hub *hub
@@ -92,31 +95,31 @@ func (n notifyingStore) Create(ctx context.Context, t store.NewTx) (*store.Tx, e
 
 func (n notifyingStore) Update(ctx context.Context, restID string, version int64, u store.Update) (int64, error) {
 	v, err := n.Store.Update(ctx, restID, version, u)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return v, err
 }
 
 func (n notifyingStore) Touch(ctx context.Context, restID string) (int64, error) {
 	v, err := n.Store.Touch(ctx, restID)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return v, err
 }
 
 func (n notifyingStore) Cancel(ctx context.Context, restID string) (int64, error) {
 	v, err := n.Store.Cancel(ctx, restID)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return v, err
 }
 
 func (n notifyingStore) StartAttempt(ctx context.Context, restID string) (store.Attempt, error) {
 	a, err := n.Store.StartAttempt(ctx, restID)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return a, err
 }
 
 func (n notifyingStore) FinishAttempt(ctx context.Context, restID string, f store.Finish) (int64, error) {
 	v, err := n.Store.FinishAttempt(ctx, restID, f)
-	n.after(restID, err)
+	n.hub.notify(restID)
 	return v, err
 }
 
@@ -128,15 +131,8 @@ func (n notifyingStore) Dequeue(ctx context.Context) (*store.Tx, error) {
 	return t, err
 }
 
-// AppendBlob notifies even after an error: pieces before it may have committed.
 func (n notifyingStore) AppendBlob(ctx context.Context, restID, blobID string, a store.Append, r io.Reader) (store.BlobStatus, error) {
 	st, err := n.Store.AppendBlob(ctx, restID, blobID, a, r)
 	n.hub.notify(restID)
 	return st, err
-}
-
-func (n notifyingStore) after(restID string, err error) {
-	if err == nil {
-		n.hub.notify(restID)
-	}
 }
