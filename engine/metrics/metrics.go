@@ -19,8 +19,9 @@ import (
 var Registry = prometheus.NewRegistry()
 
 var (
-	// TxCreated counts transactions created over the REST API, by sender.
-	TxCreated = counter("koukan_transactions_created_total", "Transactions created over the REST API.", "sender")
+	// TxCreated counts transactions created, by sender: over the REST API, and inside the
+	// router (exploder recipients, add_route copies, delivery status notifications).
+	TxCreated = counter("koukan_transactions_created_total", "Transactions created, over the REST API or inside the router (exploder, add_route, DSNs).", "sender")
 	// TxFinished counts transactions that reached a final reason, by sender and reason.
 	TxFinished = counter("koukan_transactions_finished_total", "Transactions that reached a final reason.", "sender", "reason")
 	// Attempts counts delivery attempts by sender and outcome: final, retry or failed (an

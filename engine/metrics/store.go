@@ -28,9 +28,15 @@ func observe(op string, start time.Time, err *error) {
 	StoreSeconds.WithLabelValues(op, result).Observe(Since(start))
 }
 
+// Create also counts the transaction, whoever makes it: a REST client, the exploder, a
+// delivery status notification.
 func (o observedStore) Create(ctx context.Context, n store.NewTx) (t *store.Tx, err error) {
 	defer observe("create", time.Now(), &err)
-	return o.Store.Create(ctx, n)
+	t, err = o.Store.Create(ctx, n)
+	if err == nil {
+		TxCreated.WithLabelValues(n.Sender).Inc()
+	}
+	return t, err
 }
 
 func (o observedStore) Get(ctx context.Context, restID string) (t *store.Tx, err error) {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/koukan/koukan/engine/metrics"
 	"io"
 	"mime"
 	"net/http"
@@ -87,7 +86,6 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec, err := s.store.Create(r.Context(), n)
 	if err == nil {
-		metrics.TxCreated.WithLabelValues(senderName).Inc()
 		s.handOff(rec.RestID, rec.AttemptCount > 0)
 	} else if s.storageFault(err) == store.ErrUnavailable {
 		// It may have committed with the answer lost: handed off, it is worked on if it
