@@ -70,9 +70,12 @@ func (e explodeInto) AddBody(ctx context.Context, id, from string) error {
 	return e.s.updateDoc(ctx, id, func(*tx.Tx) (store.Update, error) { return u, nil })
 }
 
-// StoreAndForward turns on retries and notifications, in the document as in the columns.
+// StoreAndForward turns on retries and notifications, in the document as in the columns. A
+// transaction whose one attempt has already ended gets the webhook events of a retry in
+// place of the failure its attempt reported, if those are still held back (webhookEvents).
 func (e explodeInto) StoreAndForward(ctx context.Context, id string) error {
-	return e.s.updateDoc(ctx, id, func(t *tx.Tx) (store.Update, error) {
+	s := e.s
+	return s.updateRecord(ctx, id, func(rec *store.Tx, t *tx.Tx) (store.Update, error) {
 		if t.Retry == nil {
 			t.Retry = map[string]json.RawMessage{}
 		}
@@ -80,7 +83,12 @@ func (e explodeInto) StoreAndForward(ctx context.Context, id string) error {
 			t.Notification = map[string]json.RawMessage{}
 		}
 		doc, err := t.MarshalFor(tx.DB)
-		return store.Update{JSON: doc, Retry: true, Notification: true}, err
+		u := store.Update{JSON: doc, Retry: true, Notification: true}
+		if err == nil && rec.FinalAttemptReason == store.FinalOneshot && !rec.Lease.Here && rec.AttemptCount > 0 {
+			u.SupersedeHeld = true
+			u.Events, err = s.retryEvents(rec)
+		}
+		return u, err
 	})
 }
 

@@ -328,6 +328,15 @@ func anyOK(rs []tx.Response) bool {
 func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view *tx.Tx, c *chain.Chain,
 	msg *chain.Message, oh config.OutputHandler, reason string, started time.Time) error {
 	f := store.Finish{FinalReason: reason}
+	if reason == "" && !rec.Retry {
+		// The exploder may have turned retries on (store-and-forward) while the chain was
+		// busy with the upstream: decide on the record as it is now.
+		if fresh, err := s.store.Get(ctx, restID); err == nil && fresh.Retry {
+			retried := *rec
+			retried.Retry = true
+			rec = &retried
+		}
+	}
 	if reason == "" && oh.RetryParams != nil {
 		next, final := nextAttempt(oh.RetryParams, rec.AttemptCount, rec.Creation, time.Now(), jitter)
 		if rec.Retry {

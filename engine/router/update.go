@@ -128,6 +128,11 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 // updateDoc changes a transaction's document (and what else f says), re-reading it on
 // version conflicts: clients and its output handler write to it meanwhile.
 func (s *Service) updateDoc(ctx context.Context, id string, f func(*tx.Tx) (store.Update, error)) error {
+	return s.updateRecord(ctx, id, func(_ *store.Tx, t *tx.Tx) (store.Update, error) { return f(t) })
+}
+
+// updateRecord is updateDoc for an update that also depends on the stored record.
+func (s *Service) updateRecord(ctx context.Context, id string, f func(*store.Tx, *tx.Tx) (store.Update, error)) error {
 	for range 10 {
 		rec, err := s.store.Get(ctx, id)
 		if err != nil {
@@ -137,7 +142,7 @@ func (s *Service) updateDoc(ctx context.Context, id string, f func(*tx.Tx) (stor
 		if err != nil {
 			return err
 		}
-		u, err := f(t)
+		u, err := f(rec, t)
 		if err != nil {
 			return err
 		}

@@ -25,8 +25,14 @@ func (s *Service) webhookEvents(rec *store.Tx, view *tx.Tx, f store.Finish) []st
 	base := webhook.Event{Time: now, Transaction: rec.RestID, Sender: view.Sender.Name, Tag: view.Sender.Tag,
 		Attempt: rec.AttemptCount, FinalReason: f.FinalReason}
 	// Without a final reason, a transaction with retries is tried again; one without is
-	// over (oneshot).
+	// over (oneshot), unless the exploder turns retries on once it has seen the failure
+	// (store-and-forward): such failures are held back a moment, for
+	// explodeInto.StoreAndForward to supersede.
 	retrying := f.FinalReason == "" && rec.Retry
+	var hold time.Time
+	if f.FinalReason == "" && !rec.Retry {
+		hold = now.Add(storeAndForwardWindow)
+	}
 	next := f.NextAttempt
 	if next.IsZero() {
 		next = now
@@ -49,9 +55,31 @@ func (s *Service) webhookEvents(rec *store.Tx, view *tx.Tx, f store.Finish) []st
 		default:
 			ev.Type, ev.NextAttempt = webhook.Deferred, &next
 		}
-		events = s.appendEvent(events, rec.RestID, ev)
+		notBefore := time.Time{}
+		if ev.Type == webhook.Failed && (r == nil || !r.Perm()) {
+			notBefore = hold
+		}
+		events = s.appendEvent(events, rec.RestID, ev, notBefore)
 	}
 	return events
+}
+
+// storeAndForwardWindow is how long the failed events of a one-shot transaction's temporary
+// failure wait before they go out: the exploder decides on store-and-forward as soon as it
+// sees the failure, well within it.
+const storeAndForwardWindow = 2 * time.Second
+
+// retryEvents are the events of rec's last attempt as they are once retries are on: the
+// attempt ended with a temporary failure and the transaction is tried again at its next
+// attempt time.
+func (s *Service) retryEvents(rec *store.Tx) ([]store.NewWebhookEvent, error) {
+	view, err := s.load(rec)
+	if err != nil {
+		return nil, err
+	}
+	retried := *rec
+	retried.Retry = true
+	return s.webhookEvents(&retried, view, store.Finish{NextAttempt: rec.NextAttempt}), nil
 }
 
 // replyFor is the reply that decided recipient i's fate in this attempt, if any: MAIL's if
@@ -76,19 +104,19 @@ func (s *Service) dsnWebhookEvents(rec *store.Tx, t *tx.Tx, rcpt dsn.Recipient, 
 	}
 	return s.appendEvent(nil, rec.RestID, webhook.Event{Type: webhook.DSNSent, Time: time.Now(), Transaction: rec.RestID,
 		Sender: t.Sender.Name, Tag: t.Sender.Tag, Recipient: rcpt.Address, Attempt: rec.AttemptCount,
-		Reply: webhook.NewReply(rcpt.Code, rcpt.Reply), DSN: &webhook.DSN{Transaction: dsnID, Action: rcpt.Action.String()}})
+		Reply: webhook.NewReply(rcpt.Code, rcpt.Reply), DSN: &webhook.DSN{Transaction: dsnID, Action: rcpt.Action.String()}}, time.Time{})
 }
 
 // appendEvent gives ev an id and queues it. An event that cannot be rendered is logged and
 // left out: it must not cost the outcome it reports.
-func (s *Service) appendEvent(events []store.NewWebhookEvent, restID string, ev webhook.Event) []store.NewWebhookEvent {
+func (s *Service) appendEvent(events []store.NewWebhookEvent, restID string, ev webhook.Event, notBefore time.Time) []store.NewWebhookEvent {
 	ev.ID = webhook.NewID()
 	payload, err := ev.Marshal()
 	if err != nil {
 		s.log.Error("rendering a webhook event", "tx", restID, "err", err)
 		return events
 	}
-	return append(events, store.NewWebhookEvent{ID: ev.ID, RestID: restID, Sender: ev.Sender, Tag: ev.Tag, Payload: payload})
+	return append(events, store.NewWebhookEvent{ID: ev.ID, RestID: restID, Sender: ev.Sender, Tag: ev.Tag, Payload: payload, NotBefore: notBefore})
 }
 
 // webhookOf is the webhook of a sender and tag, nil if none.

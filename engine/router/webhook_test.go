@@ -183,3 +183,47 @@ func TestWebhookEventTypes(t *testing.T) {
 		}
 	}
 }
+
+// A submission recipient (one-shot until store-and-forward) whose one attempt ends with a
+// temporary failure is reported as deferred, not failed, once the exploder has made it
+// store-and-forward after the attempt; then delivered on the retry.
+func TestWebhookStoreAndForwardAfterTheAttempt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		up := newScript()
+		up.data = func(attempt int) tx.Response {
+			if attempt == 1 {
+				return tx.Response{Code: 451, Message: "4.3.0 try again later"}
+			}
+			return tx.Response{Code: 250, Message: "2.0.0 ok"}
+		}
+		var mu sync.Mutex
+		var got []webhook.Event
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			var ev webhook.Event
+			if err := json.NewDecoder(req.Body).Decode(&ev); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			got = append(got, ev)
+			mu.Unlock()
+		}))
+		defer hook.Close()
+		r := startReplicaUpstream(t, b, up.factory(), "http://127.0.0.1:9", func(cfg *config.Router) {
+			st, _ := cfg.Sender("submission").ForTag("msa-upstream")
+			st.Webhook = &config.Webhook{URL: hook.URL, Secret: config.Secret("s"), Timeout: 5 * time.Second, MaxAge: time.Hour}
+		})
+		smtp(t, r, "msa-oneshot", []string{"later@example.com"}, message)
+		eventually(t, "deferred, then delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) >= 2
+		})
+		time.Sleep(2500 * time.Millisecond) // past the window a failed event would be held for
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 2 || got[0].Type != webhook.Deferred || got[0].Attempt != 1 || got[0].NextAttempt == nil ||
+			got[0].Reply == nil || got[0].Reply.Code != 451 || got[1].Type != webhook.Delivered || got[1].Attempt != 2 {
+			t.Fatalf("events: %+v", got)
+		}
+	})
+}

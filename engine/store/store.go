@@ -181,6 +181,12 @@ type Update struct {
 	// transaction becomes retryable again (exploder store-and-forward).
 	Retry        bool
 	Notification bool
+	// SupersedeHeld drops the transaction's events still held back (NewWebhookEvent.
+	// NotBefore in the future, never claimed), and Events are queued, with the update: the
+	// outcome they reported has changed (exploder store-and-forward after a one-shot
+	// attempt).
+	SupersedeHeld bool
+	Events        []NewWebhookEvent
 }
 
 // Attempt identifies a started attempt.

@@ -42,6 +42,9 @@ type NewWebhookEvent struct {
 	Sender, Tag string
 	// Payload is the JSON body to POST, opaque here.
 	Payload []byte
+	// NotBefore holds the event back until then (zero: due at once); until it is first
+	// claimed, a later Update of its transaction may supersede it (Update.SupersedeHeld).
+	NotBefore time.Time
 }
 
 // WebhookEvent is a queued event as read back.

@@ -116,6 +116,14 @@ func (s *Store) Update(ctx context.Context, restID string, version int64, u stor
 				return err
 			}
 		}
+		if u.SupersedeHeld {
+			if err := s.supersedeHeldEvents(ctx, tx, restID, now); err != nil {
+				return err
+			}
+		}
+		if err := s.insertWebhookEvents(ctx, tx, u.Events, now); err != nil {
+			return err
+		}
 		return s.attachBlobs(ctx, tx, id, u.AddBlobs, now)
 	})
 	return newVersion, err

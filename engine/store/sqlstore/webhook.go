@@ -17,12 +17,21 @@ import (
 // insertWebhookEvents queues events inside the caller's write.
 func (s *Store) insertWebhookEvents(ctx context.Context, tx *sql.Tx, events []store.NewWebhookEvent, now int64) error {
 	for _, e := range events {
+		due := max(now, e.NotBefore.UnixMilli())
 		if _, err := s.exec(ctx, tx, `INSERT INTO webhook_events (event_id, rest_id, sender, tag, payload, creation, next_attempt)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.RestID, e.Sender, e.Tag, string(e.Payload), now, now); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.RestID, e.Sender, e.Tag, string(e.Payload), now, due); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// supersedeHeldEvents drops restID's events that are still held back and were never
+// claimed (store.Update.SupersedeHeld).
+func (s *Store) supersedeHeldEvents(ctx context.Context, tx *sql.Tx, restID string, now int64) error {
+	_, err := s.exec(ctx, tx, `UPDATE webhook_events SET finished = ?, dropped = 'superseded'
+		WHERE rest_id = ? AND finished IS NULL AND attempts = 0 AND next_attempt > ?`, now, restID, now)
+	return err
 }
 
 const webhookColumns = `id, event_id, rest_id, sender, tag, payload, creation, next_attempt, attempts, last_error, finished, dropped`

@@ -23,6 +23,7 @@ var webhookTests = []struct {
 	{"WebhookLeases", testWebhookLeases},
 	{"WebhookConcurrentClaims", testWebhookConcurrentClaims},
 	{"WebhookSurviveGC", testWebhookSurviveGC},
+	{"WebhookSupersedeHeld", testWebhookSupersedeHeld},
 }
 
 // hookEvents makes events for restID with the given ids.
@@ -304,5 +305,46 @@ func testWebhookSurviveGC(e *env) {
 	left := must(s.WebhookEvents(e.ctx, "gone")).ok(e.t)
 	if len(left) != 1 || left[0].ID != "g2" || !left[0].Finished.IsZero() {
 		e.t.Errorf("after purge: %+v", left)
+	}
+}
+
+// An event held back (NotBefore) is not claimed before its time, and an update that
+// supersedes held events drops it, if it has not been claimed, in the update's commit, with
+// the events that replace it queued behind the transaction's others.
+func testWebhookSupersedeHeld(e *env) {
+	s := e.replica("http://r1", 0)
+	must(s.Create(e.ctx, newTx("a"))).ok(e.t)
+	must(s.StartAttempt(e.ctx, "a")).ok(e.t)
+	events := hookEvents("a", "due", "held")
+	events[1].NotBefore = e.clock.Now().Add(2 * time.Second)
+	must(s.FinishAttempt(e.ctx, "a", store.Finish{Events: events})).ok(e.t)
+	claimed := must(s.ClaimWebhookEvents(e.ctx, 10, time.Minute)).ok(e.t)
+	if len(claimed) != 1 || claimed[0].ID != "due" {
+		e.t.Fatalf("first claim: %+v", claimed)
+	}
+	noErr(e.t, s.WebhookEventDelivered(e.ctx, claimed[0].Seq))
+	wantIDs(e, "claim while held is held", claimIDs(e, s, 10, time.Minute))
+
+	rec := must(s.Get(e.ctx, "a")).ok(e.t)
+	must(s.Update(e.ctx, "a", rec.Version, store.Update{SupersedeHeld: true, Events: hookEvents("a", "instead")})).ok(e.t)
+	e.clock.Advance(3 * time.Second)
+	wantIDs(e, "claim after the update", claimIDs(e, s, 10, time.Minute), "instead")
+	if held := eventsByID(e, s, "a")["held"]; held.Dropped != "superseded" || held.Finished.IsZero() {
+		e.t.Errorf("held = %+v, want dropped as superseded", held)
+	}
+
+	// Once claimed, a held event is out of reach: it is not superseded.
+	must(s.Create(e.ctx, newTx("b"))).ok(e.t)
+	must(s.StartAttempt(e.ctx, "b")).ok(e.t)
+	late := hookEvents("b", "late")
+	late[0].NotBefore = e.clock.Now().Add(time.Second)
+	must(s.FinishAttempt(e.ctx, "b", store.Finish{Events: late})).ok(e.t)
+	e.clock.Advance(time.Second)
+	wantIDs(e, "claim of b once due", claimIDs(e, s, 10, time.Minute), "late")
+	rec = must(s.Get(e.ctx, "b")).ok(e.t)
+	must(s.Update(e.ctx, "b", rec.Version, store.Update{SupersedeHeld: true, Events: hookEvents("b", "after")})).ok(e.t)
+	evs := eventsByID(e, s, "b")
+	if evs["late"].Dropped != "" || evs["after"].ID != "after" {
+		e.t.Errorf("events of b: %+v", evs)
 	}
 }
