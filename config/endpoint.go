@@ -20,6 +20,12 @@ func (e *Endpoint) EndsInExploder() bool {
 	return len(e.Chain) > 0 && e.Chain[len(e.Chain)-1].Exploder != nil
 }
 
+// StartsWithExploder tells a chain whose first step is the exploder: nothing runs before
+// it answers MAIL.
+func (e *Endpoint) StartsWithExploder() bool {
+	return len(e.Chain) > 0 && e.Chain[0].Exploder != nil
+}
+
 // OutputHandler drives one delivery attempt through the chain.
 type OutputHandler struct {
 	// DownstreamTimeout ends an attempt when the client has not updated an unfinished

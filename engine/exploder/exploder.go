@@ -80,8 +80,11 @@ func New(up Upstream, opts Options) *Step {
 	return &Step{up: up, opts: opts, armed: map[string]bool{}}
 }
 
+// MailOK is the exploder's answer to MAIL, given at once: it is known before the step runs,
+// so the router gives it with the transaction's creation.
+var MailOK = tx.Response{Code: 250, Message: "2.0.0 MAIL ok (exploder noop)"}
+
 var (
-	mailOK       = tx.Response{Code: 250, Message: "2.0.0 MAIL ok (exploder noop)"}
 	cannotCreate = tx.Response{Code: 451, Message: "4.3.0 cannot take this recipient now (exploder)"}
 	timeout      = tx.Response{Code: 450, Message: "4.4.7 upstream timeout (exploder)"}
 	rcptSF       = tx.Response{Code: 250, Message: "2.0.0 RCPT ok (exploder store&forward)"}
@@ -95,7 +98,7 @@ func (s *Step) Update(ctx context.Context, u *chain.Update) error {
 		return nil
 	}
 	if u.Mail {
-		u.SetMailResponse(mailOK)
+		u.SetMailResponse(MailOK)
 	}
 	for _, i := range u.Rcpts {
 		s.ids = append(s.ids, "")

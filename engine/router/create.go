@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/exploder"
 	"github.com/koukan/koukan/engine/httpapi"
 	"github.com/koukan/koukan/engine/httpauth"
 	"github.com/koukan/koukan/engine/store"
@@ -65,6 +66,12 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	n := store.NewTx{RestID: s.newRestID(), Leased: true, StartAttempt: true, Retry: t.Retry != nil, Notification: t.Notification != nil}
 	indexed(&n, t, endpoint)
+	if t.MailFrom != nil && endpoint.StartsWithExploder() {
+		// Its answer to MAIL goes with the create: the client does not wait for the attempt.
+		if n.Responses, err = (&tx.Tx{MailResponse: &exploder.MailOK}).MarshalFor(tx.DBAttempt); err != nil {
+			return err
+		}
+	}
 	if n.Blobs, n.MessageBuilder, err = bodyBlobs(t.Body); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/koukan/koukan/config"
+	"github.com/koukan/koukan/engine/exploder"
 	"github.com/koukan/koukan/engine/store"
 	"github.com/koukan/koukan/engine/tx"
 )
@@ -214,6 +215,28 @@ func TestExploderStoreAndForwardAfterTheAttemptWaitsForTheRetry(t *testing.T) {
 		t.Logf("gap %v", tried[1].Sub(tried[0]))
 		if gap := tried[1].Sub(tried[0]); gap < 2*time.Second {
 			t.Errorf("tried again %v after the temporary failure, before the retry policy's minimum", gap)
+		}
+	})
+}
+
+// A transaction whose chain starts with the exploder has its answer to MAIL in the create's
+// response: the client need not wait for the attempt, and the attempt writes it no more.
+func TestExploderAnswersMailWithTheCreate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		r := startReplicaWith(t, b, newScript().factory())
+		res := r.post("ingress", `{"mail_from":{"m":"alice@example.com"}}`)
+		if got := replyText(res.json(t), "mail_response"); got != exploder.MailOK.Message {
+			t.Fatalf("create's mail_response %q, want %q: %s", got, exploder.MailOK.Message, res.body)
+		}
+		loc, etag := res.header.Get("Location"), res.header.Get("ETag")
+		// The attempt runs the exploder, which gives the same answer: nothing to write.
+		time.Sleep(300 * time.Millisecond)
+		if got := do(t, "GET", loc, nil).header.Get("ETag"); got != etag {
+			t.Errorf("ETag %s after the attempt ran, want the create's %s", got, etag)
+		}
+		// And the transaction goes on as any: recipients, body, answers.
+		if got := smtpInto(t, loc, []string{"bob@example.com"}, message); codes(got) != "250/[202]/203" {
+			t.Errorf("downstream: %s", codes(got))
 		}
 	})
 }

@@ -150,8 +150,10 @@ func (s *Service) attempt(restID string) error {
 	oh := endpoint.OutputHandler
 	view := &tx.Tx{}
 	var (
-		msg         *chain.Message
-		written     *tx.Tx
+		msg *chain.Message
+		// written is what the attempt's responses are in storage: none at its start,
+		// or those given with the create (store.NewTx.Responses).
+		written     = responsesOf(t)
 		version     = rec.Version
 		lastChange  = time.Now()
 		lastRefresh time.Time

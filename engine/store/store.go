@@ -141,6 +141,10 @@ type NewTx struct {
 	// StartAttempt would right after (one write fewer per transaction). A transaction
 	// created held gets no attempt.
 	StartAttempt bool
+	// Responses are the first attempt's responses as it starts, with StartAttempt: answers
+	// known before any chain step runs (an exploder's to MAIL), which the create's answer
+	// then carries. Ignored when no attempt starts.
+	Responses    []byte
 	Retry        bool
 	Notification bool
 	// IdempotencyKey, when set, is unique among live transactions; RequestHash identifies the

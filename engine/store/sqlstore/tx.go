@@ -45,7 +45,7 @@ func (s *Store) Create(ctx context.Context, n store.NewTx) (*store.Tx, error) {
 			}
 		}
 		if n.Leased && n.StartAttempt {
-			_, err := s.startAttempt(ctx, tx, "id = ? AND inflight_session_id = ?", []any{id, s.session}, false)
+			_, err := s.startAttempt(ctx, tx, "id = ? AND inflight_session_id = ?", []any{id, s.session}, false, n.Responses)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) { // no row: created held
 				return err
 			}
@@ -178,7 +178,7 @@ func (s *Store) StartAttempt(ctx context.Context, restID string) (store.Attempt,
 	var a store.Attempt
 	err := s.c.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		a, err = s.startAttempt(ctx, tx, "rest_id = ? AND inflight_session_id = ?", []any{restID, s.session}, false)
+		a, err = s.startAttempt(ctx, tx, "rest_id = ? AND inflight_session_id = ?", []any{restID, s.session}, false, nil)
 		if errors.Is(err, sql.ErrNoRows) {
 			if err := s.whyNot(ctx, tx, restID); err != store.ErrConflict {
 				return err
@@ -195,7 +195,9 @@ func (s *Store) StartAttempt(ctx context.Context, restID string) (store.Attempt,
 // of where, so that a writer committing in between (an attempt ending) is seen: a check in a
 // separate statement would not be, under READ COMMITTED. A transaction without retry is
 // marked oneshot so that it is never loaded again. No row gives sql.ErrNoRows.
-func (s *Store) startAttempt(ctx context.Context, tx *sql.Tx, where string, args []any, notificationOnly bool) (store.Attempt, error) {
+// startAttempt leases and starts the next attempt of the transaction where says, with its
+// responses so far (nil: none).
+func (s *Store) startAttempt(ctx context.Context, tx *sql.Tx, where string, args []any, notificationOnly bool, responses []byte) (store.Attempt, error) {
 	now := s.now()
 	step := 1
 	if notificationOnly {
@@ -211,8 +213,8 @@ func (s *Store) startAttempt(ctx context.Context, tx *sql.Tx, where string, args
 	if err != nil || notificationOnly {
 		return a, err
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO attempts (transaction_id, attempt_id, creation, last_update) VALUES (?, ?, ?, ?)`,
-		id, a.ID, now, now)
+	_, err = s.exec(ctx, tx, `INSERT INTO attempts (transaction_id, attempt_id, responses, creation, last_update) VALUES (?, ?, ?, ?, ?)`,
+		id, a.ID, nullText(responses), now, now)
 	return a, err
 }
 
@@ -242,7 +244,7 @@ func (s *Store) Dequeue(ctx context.Context) (*store.Tx, error) {
 		}
 		// The row is locked (FOR UPDATE on PostgreSQL, the one writer on SQLite); the condition
 		// restates that it is free.
-		_, err = s.startAttempt(ctx, tx, "id = ? AND inflight_session_id IS NULL", []any{id}, notificationOnly)
+		_, err = s.startAttempt(ctx, tx, "id = ? AND inflight_session_id IS NULL", []any{id}, notificationOnly, nil)
 		return err
 	})
 	if err != nil || restID == "" {

@@ -480,6 +480,13 @@ func testAttempts(e *env) {
 	if got := must(s.Get(e.ctx, "started")).ok(e.t); string(got.Responses) != `{"mail_response":{"code":250}}` || got.Version != v {
 		e.t.Errorf("responses of the attempt started at create: %+v", got)
 	}
+	// With responses known at create (an exploder's answer to MAIL), the create's read-back
+	// carries them.
+	answered := must(s.Create(e.ctx, store.NewTx{RestID: "answered", JSON: []byte(`{}`), Leased: true, StartAttempt: true,
+		Responses: []byte(`{"mail_response":{"code":250}}`)})).ok(e.t)
+	if answered.AttemptCount != 1 || string(answered.Responses) != `{"mail_response":{"code":250}}` {
+		e.t.Errorf("created with its first responses: %+v", answered)
+	}
 	if _, err := s.FinishAttempt(e.ctx, "once", store.Finish{}); !errors.Is(err, store.ErrNotLeased) {
 		e.t.Errorf("finish without lease: %v", err)
 	}
