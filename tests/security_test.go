@@ -176,6 +176,7 @@ func TestSecurityMatrix(t *testing.T) {
 	s.forgedOriginChecks()
 	s.mxChecks()
 	s.submissionChecks()
+	s.keyRotationChecks()
 	s.logChecks()
 }
 
@@ -377,6 +378,36 @@ func (s *secured) restChecks() {
 	s.row("REST", "router to gateway with key and certificate", "delivered", fmt.Sprint(len(s.mailbox.deliveries("bob@example.com"))), ok)
 }
 
+// keyRotationChecks: the router's api_keys_file edited while it runs is in force at once,
+// without a restart: a key added works, a key removed is refused.
+func (s *secured) keyRotationChecks() {
+	file := filepath.Join(s.dir, "router-keys")
+	old, err := os.ReadFile(file)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	line := s.mintKey("rotated.apikey", "--sender", "other")
+	rotated := s.readKey("rotated.apikey")
+	var kept []string
+	for l := range strings.Lines(string(old)) {
+		if !strings.HasPrefix(l, "sender other ") {
+			kept = append(kept, l)
+		}
+	}
+	// As an editor saves: a new file renamed over the old.
+	writeFile(s.t, file+".new", []byte(strings.Join(kept, "")+line+"\n"))
+	if err := os.Rename(file+".new", file); err != nil {
+		s.t.Fatal(err)
+	}
+	statusOf := func(key string) int {
+		status, _, _, _ := s.call(s.client, "GET", s.router+"/transactions/nonexistent", key, "")
+		return status
+	}
+	until(func() bool { return statusOf(rotated) == 404 && statusOf(s.otherKey) == 401 })
+	s.status("keys", "a key added to the file while running", "GET", s.router+"/transactions/nonexistent", rotated, "", 404, "unknown_transaction")
+	s.status("keys", "a key removed from the file while running", "GET", s.router+"/transactions/nonexistent", s.otherKey, "", 401, "unauthorized")
+}
+
 // forgedOriginChecks: remote_host and smtp_meta from an untrusted caller are dropped, so
 // the Received field (and SPF, and smtp_auth) cannot be fooled; the gateway's trusted key
 // may state them.
@@ -530,7 +561,7 @@ func (s *secured) logChecks() {
 	s.row("log", "throttle logged with the IP", "ip=127.0.0.1", cond(strings.Contains(logs, "too many failed AUTH attempts"), "logged", "missing"),
 		strings.Contains(logs, "too many failed AUTH attempts") && strings.Contains(logs, "ip=127.0.0.1"))
 	leaked := ""
-	for _, secret := range []string{s.appKey, s.otherKey, s.adminKey, s.gatewayKey, s.readKey("router.apikey"), secPassword, "guess 0"} {
+	for _, secret := range []string{s.appKey, s.otherKey, s.adminKey, s.gatewayKey, s.readKey("router.apikey"), s.readKey("rotated.apikey"), secPassword, "guess 0"} {
 		if strings.Contains(logs, secret) {
 			leaked += secret[:8] + "… "
 		}

@@ -150,7 +150,7 @@ func newSMTPService(svc config.SMTPService, cfg *config.Gateway, clients map[str
 
 // startREST serves the transaction API the router sends outbound mail through.
 func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.GatewayRestListener, failed chan<- error) error {
-	tlsConf, keys, err := restSecurity(l.Listener, l.RestAuth)
+	tlsConf, keys, err := restSecurity(ctx, l.Listener, l.RestAuth, g.log)
 	if err != nil {
 		return fmt.Errorf("rest_listener: %w", err)
 	}
@@ -231,10 +231,11 @@ func orNone[T int | time.Duration](v T) T {
 }
 
 // restSecurity reads what guards a REST listener (docs/security.md): its TLS, nil without
-// cert, and its API keys, nil without api_keys_file.
-func restSecurity(l config.Listener, a config.RestAuth) (*tls.Config, *httpauth.Keys, error) {
+// cert, and its API keys, nil without api_keys_file. The keys are kept in force as the file
+// changes, and re-read on SIGHUP, until ctx ends.
+func restSecurity(ctx context.Context, l config.Listener, a config.RestAuth, log *slog.Logger) (*tls.Config, *httpauth.KeyFile, error) {
 	var tlsConf *tls.Config
-	var keys *httpauth.Keys
+	var keys *httpauth.KeyFile
 	var err error
 	if l.Cert != "" {
 		if tlsConf, err = httpauth.ServerTLS(l.Cert, l.Key, a.ClientCA); err != nil {
@@ -242,15 +243,21 @@ func restSecurity(l config.Listener, a config.RestAuth) (*tls.Config, *httpauth.
 		}
 	}
 	if a.APIKeysFile != "" {
-		if keys, err = httpauth.LoadKeys(a.APIKeysFile); err != nil {
+		if keys, err = httpauth.OpenKeyFile(a.APIKeysFile, log); err != nil {
 			return nil, nil, err
 		}
+		go func() {
+			if err := keys.Watch(ctx); err != nil {
+				log.Error("api keys are read on SIGHUP only", "err", err)
+			}
+		}()
+		onHangup(ctx, func() { keys.ReloadLogged("reload requested") })
 	}
 	return tlsConf, keys, nil
 }
 
 // guarded is h behind keys, when there are any; txSender finds whose a transaction is.
-func guarded(h http.Handler, keys *httpauth.Keys, txSender func(context.Context, string) (string, bool, error), log *slog.Logger) http.Handler {
+func guarded(h http.Handler, keys *httpauth.KeyFile, txSender func(context.Context, string) (string, bool, error), log *slog.Logger) http.Handler {
 	if keys == nil {
 		return h
 	}

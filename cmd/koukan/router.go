@@ -37,7 +37,8 @@ cleanly, releasing its leases.
 Transactions are handed to their sender's output chain at once and retried per its
 retry_params. Chain steps other than the Go built-ins are Lua scripts, searched in
 scripts.paths (default: scripts/ next to the config); they are reloaded when they change
-or on SIGHUP, and GET /admin/scripts shows the loaded version.
+or on SIGHUP, and GET /admin/scripts shows the loaded version. An api_keys_file is
+re-read the same ways.
 
 Operators list, retry and cancel queued transactions and suspend destination domains
 under /admin/ (koukan queue wraps it; see docs/admin.md), and GET /ui is a status page.`,
@@ -94,7 +95,7 @@ type routerRun struct {
 // router and koukan serve share it. extra, if not nil, serves further routes next to the
 // API (the local mailbox of serve). A part that stops on its own reports to failed.
 func startRouter(ctx context.Context, cfg *config.Router, log *slog.Logger, extra map[string]http.Handler, failed chan<- error) (*routerRun, error) {
-	tlsConf, keys, err := restSecurity(cfg.RestListener.Listener, cfg.RestListener.RestAuth)
+	tlsConf, keys, err := restSecurity(ctx, cfg.RestListener.Listener, cfg.RestListener.RestAuth, log)
 	if err != nil {
 		return nil, fmt.Errorf("rest_listener: %w", err)
 	}

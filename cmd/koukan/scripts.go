@@ -59,6 +59,12 @@ func startScripts(ctx context.Context, cfg *config.Router, log *slog.Logger) (*l
 			}
 		}()
 	}
+	onHangup(ctx, rt.ReloadNow)
+	return rt, nil
+}
+
+// onHangup runs reload on each SIGHUP until ctx ends.
+func onHangup(ctx context.Context, reload func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -68,11 +74,10 @@ func startScripts(ctx context.Context, cfg *config.Router, log *slog.Logger) (*l
 			case <-ctx.Done():
 				return
 			case <-hup:
-				rt.ReloadNow()
+				reload()
 			}
 		}
 	}()
-	return rt, nil
 }
 
 // withOps serves, next to the router's API, what operators and orchestrators ask:

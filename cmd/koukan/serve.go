@@ -47,7 +47,8 @@ Example:
 
 --config takes an all-in-one file with router: and gateway: sections in the formats of
 router.yaml and gateway.yaml (see config/examples/serve.yaml); the address flags then do not
-apply. SIGINT or SIGTERM drains in-flight work and stops; SIGHUP reloads the scripts.`,
+apply. SIGINT or SIGTERM drains in-flight work and stops; SIGHUP reloads the scripts and the
+api_keys_file.`,
 	flags: func(fs *flag.FlagSet, out *output) func() int {
 		var o serveOptions
 		fs.StringVar(&o.config, "config", "", "all-in-one config `file` (router: and gateway: sections)")

@@ -88,8 +88,8 @@ func Trusted(ctx context.Context) bool {
 
 // Options configure the middleware.
 type Options struct {
-	// Keys are the callers; required.
-	Keys *Keys
+	// Keys are the callers, as they are at each request; required.
+	Keys KeySource
 	// TxSender finds the sender a transaction was created under; found is false when
 	// there is no such transaction. Required.
 	TxSender func(ctx context.Context, id string) (sender string, found bool, err error)
@@ -139,7 +139,7 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request) *Caller {
 		scheme, key, _ := strings.Cut(h, " ")
 		key = strings.TrimSpace(key)
 		if strings.EqualFold(scheme, "Bearer") && key != "" {
-			if c := a.o.Keys.byKey(key); c != nil {
+			if c := a.o.Keys.Current().byKey(key); c != nil {
 				return c
 			}
 		}
@@ -148,7 +148,7 @@ func (a *auth) caller(w http.ResponseWriter, r *http.Request) *Caller {
 		return nil
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		if c := a.o.Keys.byCert(r.TLS.VerifiedChains[0][0]); c != nil {
+		if c := a.o.Keys.Current().byCert(r.TLS.VerifiedChains[0][0]); c != nil {
 			return c
 		}
 	}
