@@ -110,7 +110,7 @@ func TestRouterDefaults(t *testing.T) {
 func TestGatewayDefaults(t *testing.T) {
 	g, _, err := ParseGateway("g.yaml", []byte(`
 rest_listener: {addr: [localhost, 8001], session_uri: 'http://localhost:8001'}
-smtp_output: {hosts: {outbound: {ehlo_host: mx.example.com}}}
+smtp_output: {hosts: {outbound: {ehlo_host: mx.example.com}, slow: {ehlo_host: mx.example.com, data_timeout: 600}}}
 smtp_listener: {services: [{addr: [localhost, 25], endpoint: r}]}
 rest_output: [{name: r, endpoint: 'http://localhost:8000/'}, {name: big, endpoint: 'http://localhost:8000/', chunk_size: 100}]
 `))
@@ -121,8 +121,9 @@ rest_output: [{name: r, endpoint: 'http://localhost:8000/'}, {name: big, endpoin
 		Listener: Listener{Addr: HostPort{"localhost", 8001}}, SessionURI: "http://localhost:8001", RestIDEntropy: 16,
 		GCInterval: 5 * time.Second, GCTxTTL: 600 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
-	check(t, "smtp host", g.SMTPHosts["outbound"], SMTPHost{EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536,
-		MaxReuse: 100, ReuseIdle: 5 * time.Second})
+	check(t, "smtp host", g.SMTPHosts["outbound"], SMTPHost{EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, DataTimeout: 240 * time.Second,
+		Protocol: "smtp", ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second})
+	check(t, "data_timeout", g.SMTPHosts["slow"].DataTimeout, 600*time.Second)
 	check(t, "service", g.SMTPServices[0], SMTPService{Listener: Listener{Addr: HostPort{"localhost", 25}}, Endpoint: "r",
 		RcptTimeout: 40 * time.Second, DataTimeout: 310 * time.Second, MaxMessageSize: 32 << 20, MaxRecipients: 1000,
 		MaxConnections: 1000, MaxConnectionsPerIP: 20, MaxErrors: 10, CommandTimeout: 5 * time.Minute, IdleTimeout: 5 * time.Minute,

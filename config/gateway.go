@@ -45,6 +45,8 @@ type SMTPHost struct {
 	ReuseIdle time.Duration
 	// Timeout bounds the connection and each command (3300 s).
 	Timeout time.Duration
+	// DataTimeout bounds the wait for the answer to the end of the message (240 s).
+	DataTimeout time.Duration
 	// Protocol is "smtp" (the default) or "lmtp".
 	Protocol string
 	// EnableBDAT sends the body in BDAT chunks of ChunkSize bytes (65536) when the peer
@@ -154,7 +156,8 @@ func (d *decoder) gatewayRestListener(p path, n *yaml.Node) *GatewayRestListener
 }
 
 func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
-	h := SMTPHost{Timeout: 3300 * time.Second, Protocol: "smtp", ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second}
+	h := SMTPHost{Timeout: 3300 * time.Second, DataTimeout: 240 * time.Second, Protocol: "smtp", ChunkSize: 65536, MaxReuse: 100,
+		ReuseIdle: 5 * time.Second}
 	d.fields(p, n,
 		scalar("ehlo_host", &h.EHLOHost, text).must(),
 		scalar("require_tls", &h.RequireTLS, boolean),
@@ -162,6 +165,7 @@ func (d *decoder) smtpHost(p path, n *yaml.Node) SMTPHost {
 		scalar("max_reuse", &h.MaxReuse, integer(1, maxInt)),
 		scalar("reuse_idle", &h.ReuseIdle, seconds),
 		scalar("timeout", &h.Timeout, positiveSeconds),
+		scalar("data_timeout", &h.DataTimeout, positiveSeconds),
 		scalar("protocol", &h.Protocol, oneOf("smtp", "lmtp")),
 		scalar("enable_bdat", &h.EnableBDAT, boolean),
 		scalar("chunk_size", &h.ChunkSize, integer(1, maxInt)),

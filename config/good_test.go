@@ -199,8 +199,10 @@ func TestGoodGateway(t *testing.T) {
 		GCInterval: 5 * time.Second, GCTxTTL: 300 * time.Second, GCDoneTTL: 10 * time.Second,
 	})
 	check(t, "smtp hosts", g.SMTPHosts, map[string]SMTPHost{
-		"outbound": {EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, Protocol: "smtp", EnableBDAT: true, ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second},
-		"mailbox":  {EHLOHost: "localhost", Timeout: 30 * time.Second, Protocol: "lmtp", ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second},
+		"outbound": {EHLOHost: "mx.example.com", Timeout: 3300 * time.Second, DataTimeout: 240 * time.Second, Protocol: "smtp", EnableBDAT: true,
+			ChunkSize: 65536, MaxReuse: 100, ReuseIdle: 5 * time.Second},
+		"mailbox": {EHLOHost: "localhost", Timeout: 30 * time.Second, DataTimeout: 240 * time.Second, Protocol: "lmtp", ChunkSize: 65536,
+			MaxReuse: 100, ReuseIdle: 5 * time.Second},
 	})
 	limits := func(s SMTPService) SMTPService {
 		s.MaxMessageSize, s.MaxRecipients, s.MaxConnections, s.MaxConnectionsPerIP, s.MaxErrors = 32<<20, 1000, 1000, 20, 10

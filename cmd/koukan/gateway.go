@@ -160,7 +160,7 @@ func (g *gateway) startREST(ctx context.Context, cfg *config.Gateway, l *config.
 			RequireTLS: h.RequireTLS, VerifyTLS: h.CAFile != "", MaxReuse: h.MaxReuse, ReuseIdle: h.ReuseIdle,
 			// Inner deadlines stay under the router's (reference §9.3): the reference's
 			// 3300 s would outlast any rest_output wait.
-			Timeout: min(h.Timeout, 25*time.Second)}
+			Timeout: min(h.Timeout, 25*time.Second), DataTimeout: h.DataTimeout}
 		if h.CAFile != "" {
 			pem, err := os.ReadFile(h.CAFile)
 			if err != nil {

@@ -537,6 +537,31 @@ func TestBadRemoteHost(t *testing.T) {
 	}
 }
 
+// A peer that takes the message and never answers it: after Host.DataTimeout (gateway.yaml's
+// smtp_output.hosts.*.data_timeout) the transaction gets 451 4.4.2, and the router reads it
+// before its own data_timeout.
+func TestDataTimeout(t *testing.T) {
+	peer := newScriptPeer(t, "220 peer.test ESMTP")
+	peer.hangAfterData = true
+	g := newGateway(t, host(func(h *Host) { h.DataTimeout = 300 * time.Millisecond }))
+	up, _ := g.start(t, envelope(peer.port(), "alice@example.com"))
+	addRcpts(t, up, 0, rcpts("bob@example.com"))
+	start := time.Now()
+	if err := up.PutBlob(testCtx(t), up.State().Body.(*tx.Blob).URI, strings.NewReader(message), int64(len(message))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := up.Wait(testCtx(t), func(st *tx.Tx) bool { return st.DataResponse != nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.DataResponse; r.Code != 451 || !strings.HasPrefix(r.Message, "4.4.2 ") {
+		t.Errorf("data response %+v, want 451 4.4.2", r)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("answered after %v: the data timeout did not fire", took)
+	}
+}
+
 // Cancel before the message: RSET, nothing delivered. While the reply to the message is
 // awaited, and in the middle of DATA: the connection is dropped, since only the final dot
 // ends DATA. In the middle of BDAT: RSET.
