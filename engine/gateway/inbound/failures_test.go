@@ -171,6 +171,60 @@ func TestUpdateConflictIsRetried(t *testing.T) {
 	}
 }
 
+// A cancel the router cannot take now (503: its database is away) is tried
+// again until it can, so the router lets the transaction go at once rather
+// than at its downstream timeout; a refusal (404) is not tried again.
+func TestCancelIsRetried(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		status  int
+		code    string
+		cancels int64 // POSTs to cancel the router sees
+		done    bool  // whether the last one reaches the receiver
+	}{
+		{"storage unavailable", http.StatusServiceUnavailable, "storage_unavailable", 3, true},
+		{"unknown transaction", http.StatusNotFound, "unknown_transaction", 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var cancels atomic.Int64
+			mw := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, "/cancel") && cancels.Add(1) < 3 {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(c.status)
+						w.Write([]byte(`{"error":{"code":"` + c.code + `","message":"not now"}}`))
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}
+			e := start(t, Options{}, resttest.Options{Middleware: mw})
+			cl := e.client()
+			if err := cl.Mail("a@example.com", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Rcpt("b@example.com", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			if c.done {
+				if txs := e.finished(1); !txs[0].Tx.Cancelled {
+					t.Errorf("not cancelled: %s", describe(txs))
+				}
+			} else {
+				time.Sleep(2 * time.Second) // past two retries, had there been any
+			}
+			if n := cancels.Load(); n != c.cancels {
+				t.Errorf("%d cancels, want %d", n, c.cancels)
+			}
+		})
+	}
+}
+
 func TestMaxErrors(t *testing.T) {
 	t.Parallel()
 	reject := func(r resttest.Request) resttest.Reply {

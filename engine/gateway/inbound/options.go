@@ -160,6 +160,11 @@ const (
 	defaultAuthDelay       = time.Second
 	// cancelTimeout bounds the POST .../cancel of an abandoned transaction.
 	cancelTimeout = 10 * time.Second
+	// A cancel that failed for want of a router is tried again after
+	// cancelRetryFirst, doubling up to cancelRetryMax, for cancelRetryFor.
+	cancelRetryFirst = 500 * time.Millisecond
+	cancelRetryMax   = 8 * time.Second
+	cancelRetryFor   = time.Minute
 	// RFC 5321 §4.5.3.2: how long a client waits for MAIL and RCPT
 	// replies, and for the reply to the end of data.
 	clientCommandWait = 5 * time.Minute

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -506,7 +507,9 @@ func (s *session) fail(u *upstream, err error) {
 // abandon stops u's REST call in flight and, unless the router has
 // answered it completely, cancels it upstream, on a goroutine: the cancel
 // must wait for u.mu, which the call in flight holds, and the client need
-// not wait for it.
+// not wait for it. A cancel the router could not take (its database away,
+// the connection refused) is tried again for a while: otherwise the
+// router would keep the transaction until its downstream timeout.
 func (s *session) abandon(u *upstream, why string) {
 	u.cancel()
 	if u.done.Load() {
@@ -514,19 +517,61 @@ func (s *session) abandon(u *upstream, why string) {
 	}
 	s.srv.goSafe(func() {
 		u.mu.Lock()
-		defer u.mu.Unlock()
 		if u.rtx == nil || u.cancelled || u.done.Load() {
+			u.mu.Unlock()
 			return
 		}
-		u.cancelled = true
-		ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
-		defer cancel()
-		if err := u.rtx.Cancel(ctx); err != nil {
-			s.log.Warn("inbound: cancelling upstream failed", "tx", u.id, "upstream", u.rtx.Location(), "why", why, "err", err)
-			return
+		u.cancelled = true // this goroutine sees the cancel through
+		u.mu.Unlock()
+		start := time.Now()
+		for wait := cancelRetryFirst; ; wait = min(2*wait, cancelRetryMax) {
+			err := s.cancelUpstream(u)
+			if err == nil {
+				s.log.Info("inbound: cancelled upstream", "tx", u.id, "upstream", u.rtx.Location(), "why", why)
+				return
+			}
+			if !worthRetrying(err) || time.Since(start)+wait > cancelRetryFor {
+				s.log.Warn("inbound: cancelling upstream failed", "tx", u.id, "upstream", u.rtx.Location(), "why", why, "err", err)
+				return
+			}
+			s.log.Info("inbound: cancelling upstream failed; trying again", "tx", u.id, "upstream", u.rtx.Location(), "err", err, "retry_in", wait)
+			select {
+			case <-time.After(wait):
+			case <-s.srv.stopping:
+				s.log.Warn("inbound: cancelling upstream failed", "tx", u.id, "upstream", u.rtx.Location(), "why", why, "err", err)
+				return
+			}
 		}
-		s.log.Info("inbound: cancelled upstream", "tx", u.id, "upstream", u.rtx.Location(), "why", why)
 	})
+}
+
+// cancelUpstream sends the cancel once, under u.mu, unless the router has
+// answered everything meanwhile.
+func (s *session) cancelUpstream(u *upstream) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
+	defer cancel()
+	return u.rtx.Cancel(ctx)
+}
+
+// worthRetrying tells a failed request that may work later: no answer, or
+// the router's own trouble (5xx, 429), not a refusal of the request.
+func worthRetrying(err error) bool {
+	re, ok := errors.AsType[*rest.Error](err)
+	if !ok {
+		return false
+	}
+	switch re.Kind {
+	case rest.KindTransport, rest.KindTimeout:
+		return true
+	case rest.KindStatus:
+		return re.Status >= 500 || re.Status == http.StatusTooManyRequests
+	}
+	return false
 }
 
 // usable refuses a command of a transaction that an upstream failure
