@@ -33,7 +33,6 @@ const (
 type pageData struct {
 	Now          time.Time
 	Queue        store.QueueStats
-	Held         int
 	SampleEvery  time.Duration
 	Chart        chart
 	Transactions []TxView
@@ -61,9 +60,6 @@ func (a *Admin) page(w http.ResponseWriter, r *http.Request) error {
 	}
 	if d.Suspended, err = a.suspended(r); err != nil {
 		return err
-	}
-	for _, s := range d.Suspended {
-		d.Held += s.Held
 	}
 	recent, err := a.o.Store.List(ctx, store.ListQuery{Limit: pageTransactions})
 	if err != nil {
@@ -140,7 +136,7 @@ func newChart(samples []sample, now time.Time) chart {
 	c := chart{Width: 720, Height: 220, Left: 48, Bottom: 190, Max: 1, Samples: len(samples)}
 	top, right := 10, c.Width-10
 	for _, s := range samples {
-		c.Max = max(c.Max, s.InFlight, s.Due, s.Deferred)
+		c.Max = max(c.Max, s.InFlight, s.Due, s.Deferred, s.Held)
 	}
 	x := func(t time.Time) int {
 		f := 1 - float64(now.Sub(t))/float64(pageWindow)
@@ -154,6 +150,7 @@ func newChart(samples []sample, now time.Time) chart {
 		{"in flight", "#1f77b4", func(q store.QueueStats) int { return q.InFlight }},
 		{"due", "#ff7f0e", func(q store.QueueStats) int { return q.Due }},
 		{"deferred", "#d62728", func(q store.QueueStats) int { return q.Deferred }},
+		{"held", "#9467bd", func(q store.QueueStats) int { return q.Held }},
 	} {
 		s := series{Name: def.name, Color: def.color}
 		var pts []string

@@ -12,9 +12,9 @@ func TestChart(t *testing.T) {
 	c := newChart([]sample{
 		{now.Add(-2 * time.Hour), store.QueueStats{Deferred: 1}}, // before the window: at its left edge
 		{now.Add(-30 * time.Minute), store.QueueStats{InFlight: 2, Due: 4, Deferred: 8}},
-		{now, store.QueueStats{Deferred: 2}},
+		{now, store.QueueStats{Deferred: 2, Held: 1}},
 	}, now)
-	if c.Max != 8 || c.Samples != 3 || len(c.Series) != 3 {
+	if c.Max != 8 || c.Samples != 3 || len(c.Series) != 4 || c.Series[3].Name != "held" || c.Series[3].Last != 1 {
 		t.Fatalf("chart %+v", c)
 	}
 	deferred := c.Series[2]

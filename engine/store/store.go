@@ -280,11 +280,11 @@ type Head struct {
 }
 
 // QueueStats counts the transactions without a final reason: being worked on (leased), due
-// for an attempt now, and waiting for a later attempt. Unlike State, a held transaction
-// counts as due or deferred here, and a transaction without retries in its one attempt
-// (final reason oneshot) not at all.
+// for an attempt now, waiting for a later attempt, and held (their domain is suspended), as
+// State tells them apart; a transaction without retries in its one attempt (final reason
+// oneshot) is not counted.
 type QueueStats struct {
-	InFlight, Due, Deferred int
+	InFlight, Due, Deferred, Held int
 }
 
 // GCStats counts what a GC pass deleted.

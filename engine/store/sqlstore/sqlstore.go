@@ -131,10 +131,11 @@ func (s *Store) Queue(ctx context.Context) (store.QueueStats, error) {
 	var q store.QueueStats
 	now := s.now()
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT
-			COUNT(CASE WHEN inflight_session_id IS NOT NULL THEN 1 END),
-			COUNT(CASE WHEN inflight_session_id IS NULL AND next_attempt_time <= ? THEN 1 END),
-			COUNT(CASE WHEN inflight_session_id IS NULL AND next_attempt_time > ? THEN 1 END)
-		FROM transactions WHERE final_attempt_reason IS NULL`), now, now).Scan(&q.InFlight, &q.Due, &q.Deferred)
+			COUNT(CASE WHEN t.inflight_session_id IS NOT NULL THEN 1 END),
+			COUNT(CASE WHEN t.inflight_session_id IS NULL AND NOT `+suspended+` AND t.next_attempt_time <= ? THEN 1 END),
+			COUNT(CASE WHEN t.inflight_session_id IS NULL AND NOT `+suspended+` AND t.next_attempt_time > ? THEN 1 END),
+			COUNT(CASE WHEN t.inflight_session_id IS NULL AND `+suspended+` THEN 1 END)
+		FROM transactions t WHERE t.final_attempt_reason IS NULL`), now, now).Scan(&q.InFlight, &q.Due, &q.Deferred, &q.Held)
 	return q, err
 }
 

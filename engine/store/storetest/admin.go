@@ -249,6 +249,10 @@ func testAdminSuspend(e *env) {
 	if ids := listIDs(e, s, store.ListQuery{State: store.StateHeld}); !slices.Equal(ids, []string{"new", "queued"}) {
 		e.t.Errorf("held: %v", ids)
 	}
+	// The queue counts them apart too: parent is in flight, elsewhere deferred.
+	if q := must(s.Queue(e.ctx)).ok(e.t); q != (store.QueueStats{InFlight: 1, Deferred: 1, Held: 2}) {
+		e.t.Errorf("queue %+v, want 1 in flight, 1 deferred, 2 held", q)
+	}
 	if resumed := must(other.ResumeDomain(e.ctx, "slow.example")).ok(e.t); !resumed {
 		e.t.Errorf("resume reported no suspension")
 	}
