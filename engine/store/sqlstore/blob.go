@@ -115,7 +115,20 @@ func (s *Store) findBlob(ctx context.Context, restID, blobID string) (blobRef, e
 	return r, err
 }
 
-var chunkPool sync.Pool
+// Piece buffers: small ones first, so that an upload of a few kilobytes (most messages)
+// does not hold a whole chunk's memory while it commits; a chunk-size one once an upload
+// turns out bigger.
+var smallPool, chunkPool sync.Pool
+
+const smallPiece = 16 << 10
+
+func pooled(p *sync.Pool, size int) *[]byte {
+	if b, _ := p.Get().(*[]byte); b != nil && len(*b) == size {
+		return b
+	}
+	b := make([]byte, size)
+	return &b
+}
 
 func (s *Store) AppendBlob(ctx context.Context, restID, blobID string, a store.Append, r io.Reader) (store.BlobStatus, error) {
 	ref, err := s.findBlob(ctx, restID, blobID)
@@ -128,16 +141,30 @@ func (s *Store) AppendBlob(ctx context.Context, restID, blobID string, a store.A
 	if ref.lease.OwnerURI != "" {
 		return ref.status, &store.LeasedError{OwnerURI: ref.lease.OwnerURI}
 	}
-	buf, _ := chunkPool.Get().(*[]byte)
-	if buf == nil || len(*buf) != s.opts.ChunkSize {
-		b := make([]byte, s.opts.ChunkSize)
-		buf = &b
-	}
-	defer chunkPool.Put(buf)
+	small := pooled(&smallPool, min(smallPiece, s.opts.ChunkSize))
+	defer smallPool.Put(small)
+	var chunk *[]byte
+	defer func() {
+		if chunk != nil {
+			chunkPool.Put(chunk)
+		}
+	}()
 
 	offset, st := a.Offset, ref.status
 	for first := true; ; first = false {
-		n, rerr := io.ReadFull(r, *buf)
+		buf := *small
+		if chunk != nil {
+			buf = *chunk
+		}
+		n, rerr := io.ReadFull(r, buf)
+		if rerr == nil && chunk == nil && len(buf) < s.opts.ChunkSize {
+			// More than a small piece: the rest of this one goes into a chunk.
+			chunk = pooled(&chunkPool, s.opts.ChunkSize)
+			copy(*chunk, buf)
+			var m int
+			m, rerr = io.ReadFull(r, (*chunk)[n:])
+			buf, n = *chunk, n+m
+		}
 		eof := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
 		if rerr != nil && !eof {
 			// The client's stream broke: what was committed stays, and the client resyncs
@@ -145,7 +172,7 @@ func (s *Store) AppendBlob(ctx context.Context, restID, blobID string, a store.A
 			return st, rerr
 		}
 		if n > 0 || first || (eof && (a.FinalizeAtEOF || a.Total >= 0)) {
-			if st, err = s.appendPiece(ctx, ref, offset, (*buf)[:n], a, eof); err != nil {
+			if st, err = s.appendPiece(ctx, ref, offset, buf[:n], a, eof); err != nil {
 				return st, err
 			}
 		}

@@ -399,6 +399,26 @@ func testBlobStreaming(e *env) {
 	if sha256.Sum256(got) != sha256.Sum256(data) {
 		e.t.Errorf("streamed blob differs (got %d bytes)", len(got))
 	}
+	// Sizes around the pieces an upload is read in (a small one first, then chunks),
+	// of known and unknown length.
+	for _, size := range []int{0, 1, 16<<10 - 1, 16 << 10, 16<<10 + 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 100 << 10} {
+		for _, known := range []bool{false, true} {
+			id := fmt.Sprintf("size-%d-%v", size, known)
+			data := patterned(size)
+			a := store.Append{Total: -1, FinalizeAtEOF: true}
+			if known {
+				a = store.Append{Total: int64(size)}
+			}
+			must(s.Create(e.ctx, newTx(id, store.NewBlob{ID: store.TxBodyBlob}))).ok(e.t)
+			st := must(s.AppendBlob(e.ctx, id, store.TxBodyBlob, a, slowReader{bytes.NewReader(data)})).ok(e.t)
+			if st.Length != int64(size) || !st.Finalized() {
+				e.t.Errorf("%s: status %+v", id, st)
+			}
+			if got := readBlob(e, s, id, store.TxBodyBlob); !bytes.Equal(got, data) {
+				e.t.Errorf("%s: read back %d bytes that differ", id, len(got))
+			}
+		}
+	}
 }
 
 func testBlobReuse(e *env) {
