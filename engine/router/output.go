@@ -368,13 +368,13 @@ func (s *Service) finish(ctx context.Context, restID string, rec *store.Tx, view
 	sender, tag := senderLabels(view)
 	result := attemptOutcome(f.FinalReason, rec.Retry)
 	recordAttempt(sender, f.FinalReason, result, rec.Creation, started)
-	var next time.Time // none for a transaction that ends here (its retries are off)
-	if result == "retry" {
-		next = f.NextAttempt
-	}
-	s.log.Info("attempt finished", "tx", restID, "attempt", rec.AttemptCount, "sender", sender, "sender_tag", tag,
+	attrs := []any{"tx", restID, "attempt", rec.AttemptCount, "sender", sender, "sender_tag", tag,
 		"rcpt_domains", txlog.Domains(view.RcptTo), "upstream", c.Upstream(), "reply", txlog.Reply(view), "outcome", result,
-		"final", f.FinalReason, "next_attempt", next)
+		"final", f.FinalReason}
+	if result == "retry" { // a transaction that ends here has no next attempt to show
+		attrs = append(attrs, "next_attempt", f.NextAttempt)
+	}
+	s.log.Info("attempt finished", attrs...)
 	if failed(f.FinalReason) {
 		// Decide on the record as FinishAttempt left it: notifications may have been turned
 		// on since rec was read (exploder store-and-forward), and FinishAttempt owed a

@@ -102,6 +102,9 @@ func TestAttemptLog(t *testing.T) {
 				if _, ok := rec["sender_tag"]; !ok {
 					t.Errorf("no sender_tag: %s", raw[i])
 				}
+				if _, ok := rec["next_attempt"]; ok != (w.outcome == "retry") {
+					t.Errorf("next_attempt shown %v for outcome %s: %s", ok, w.outcome, raw[i])
+				}
 				for _, secret := range []string{"nobody@", "later@", "alice@", "the body", "secret"} {
 					if strings.Contains(raw[i], secret) {
 						t.Errorf("the line has %q: %s", secret, raw[i])
