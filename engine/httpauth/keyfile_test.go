@@ -3,6 +3,7 @@ package httpauth
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -71,6 +72,22 @@ func eventuallyStatus(t *testing.T, srv *httptest.Server, key string, want int, 
 	}
 }
 
+// watched serves the API behind the key file at path, watched until the test ends; the
+// watcher logs to log.
+func watched(t *testing.T, path string, log io.Writer) *httptest.Server {
+	t.Helper()
+	f, err := OpenKeyFile(path, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go f.Watch(ctx)
+	srv := httptest.NewServer(Middleware(Options{Keys: f, TxSender: lookup, Log: slog.New(slog.DiscardHandler)})(http.HandlerFunc(api)))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // A key file changed on disk is in force without a restart: a key added works, a key
 // removed is refused; a version that does not read leaves the keys in force and says where.
 func TestKeyFileFollowsTheFile(t *testing.T) {
@@ -80,15 +97,7 @@ func TestKeyFileFollowsTheFile(t *testing.T) {
 	newKey, newCred := NewKey()
 	replaceFile(t, path, "sender app "+oldCred+"\n")
 	var log syncBuffer
-	f, err := OpenKeyFile(path, slog.New(slog.NewTextHandler(&log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go f.Watch(ctx)
-	srv := httptest.NewServer(Middleware(Options{Keys: f, TxSender: lookup, Log: slog.New(slog.DiscardHandler)})(http.HandlerFunc(api)))
-	defer srv.Close()
+	srv := watched(t, path, &log)
 	if got := status(t, srv, oldKey); got != 200 {
 		t.Fatalf("the key at startup: %d", got)
 	}
@@ -136,15 +145,7 @@ func TestKeyFileFollowsASymlinkSwap(t *testing.T) {
 	if err := os.Symlink(filepath.Join("..data", "api_keys"), path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := OpenKeyFile(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go f.Watch(ctx)
-	srv := httptest.NewServer(Middleware(Options{Keys: f, TxSender: lookup, Log: slog.New(slog.DiscardHandler)})(http.HandlerFunc(api)))
-	defer srv.Close()
+	srv := watched(t, path, io.Discard)
 	if got := status(t, srv, oldKey); got != 200 {
 		t.Fatalf("the key at startup: %d", got)
 	}
