@@ -27,29 +27,29 @@ func encodeBody(b Body, c Context) (any, bool) {
 	f := formsFor(c)
 	switch b := b.(type) {
 	case *InlineBody:
-		return object{{"inline", b.Text}}, f.request
+		return object{{Key: "inline", Value: b.Text}}, f.request
 	case *ReuseBody:
-		return object{{"reuse_uri", b.URI}}, f.request
+		return object{{Key: "reuse_uri", Value: b.URI}}, f.request
 	case *Blob:
-		return object{{"blob_status", blobStatus(*b)}}, f.status
+		return object{{Key: "blob_status", Value: blobStatus(*b)}}, f.status
 	case *MessageBuilder:
 		var mb object
 		if f.request {
 			mb = b.Spec.members()
 		}
 		if f.status && b.URI != "" {
-			mb = append(mb, kv{"uri", b.URI})
+			mb = append(mb, kv{Key: "uri", Value: b.URI})
 		}
 		if f.status && len(b.Blobs) > 0 {
 			var st object
 			for _, bl := range b.Blobs {
-				st = append(st, kv{bl.ID, blobStatus(bl)})
+				st = append(st, kv{Key: bl.ID, Value: blobStatus(bl)})
 			}
-			mb = append(mb, kv{"blob_status", st})
+			mb = append(mb, kv{Key: "blob_status", Value: st})
 		}
-		out := object{{"message_builder", mb}}
+		out := object{{Key: "message_builder", Value: mb}}
 		if f.status && b.Raw != nil {
-			out = append(out, kv{"blob_status", blobStatus(*b.Raw)})
+			out = append(out, kv{Key: "blob_status", Value: blobStatus(*b.Raw)})
 		}
 		return out, true
 	}

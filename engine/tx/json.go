@@ -120,12 +120,12 @@ func (t *Tx) MarshalFor(c Context) ([]byte, error) {
 			if !ok {
 				continue
 			}
-			o = append(o, kv{f.name, v})
+			o = append(o, kv{Key: f.name, Value: v})
 			if f.offsets.has(c) {
-				o = append(o, kv{f.name + listOffsetSuffix, *f.kind.(listKind).offset(t)})
+				o = append(o, kv{Key: f.name + listOffsetSuffix, Value: *f.kind.(listKind).offset(t)})
 			}
 		case f.placeholder.has(c):
-			o = append(o, kv{f.name, placeholder(f, t)})
+			o = append(o, kv{Key: f.name, Value: placeholder(f, t)})
 		}
 	}
 	return encodeJSON(o)

@@ -14,7 +14,7 @@ func (c Content) MarshalJSON() ([]byte, error) {
 	if c.Kind < ContentInline || c.Kind > ContentReuse {
 		return nil, errors.New("tx: content has no kind")
 	}
-	return encodeJSON(object{{contentKeys[c.Kind], c.Value}})
+	return encodeJSON(object{{Key: contentKeys[c.Kind], Value: c.Value}})
 }
 
 func (h Header) MarshalJSON() ([]byte, error) { return encodeJSON([]any{h.Name, h.Value}) }
@@ -26,7 +26,7 @@ func (s MessageSpec) members() object {
 	var o object
 	add := func(k string, n int, v any) {
 		if n > 0 {
-			o = append(o, kv{k, v})
+			o = append(o, kv{Key: k, Value: v})
 		}
 	}
 	add("headers", len(s.Headers), s.Headers)

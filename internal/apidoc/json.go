@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/koukan/koukan/internal/orderedjson"
 )
 
 // object is a JSON object with its members in the order the document has them: paths,
@@ -67,38 +69,15 @@ func (o object) without(key string) object {
 
 // MarshalJSON writes the members in order, for the examples docs/api.md shows.
 func (o object) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	out := make(orderedjson.Object, len(o))
 	for i, m := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, err := marshal(m.key)
-		if err != nil {
-			return nil, err
-		}
-		v, err := marshal(m.val)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
+		out[i] = orderedjson.Member{Key: m.key, Value: m.val}
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return out.MarshalJSON()
 }
 
 // marshal is json.Marshal without escaping <, > and &, which docs/api.md shows as written.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
+var marshal = orderedjson.Marshal
 
 // decodeJSON parses a document into object, []any, string, json.Number, bool and nil.
 func decodeJSON(data []byte) (any, error) {
