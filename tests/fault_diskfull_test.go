@@ -64,23 +64,12 @@ func TestFaultDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	smallDisk(t, data, 16<<20)
-	ports := distinctPorts(t, 3)
-	routerPort, gwPort, mxPort := ports[0], ports[1], ports[2]
-	url := fmt.Sprintf("http://127.0.0.1:%d", routerPort)
-	writeFile(t, filepath.Join(dir, "router.yaml"), fmt.Appendf(nil, faultRouter, routerPort, "sqlite:///data/router.db", gwPort, sink.port, 1))
-	router := startServer(t, dir, url+"/healthz", "router", "--config", "router.yaml")
-	writeFile(t, filepath.Join(dir, "gateway.yaml"), []byte(faultGateway(gwPort, []int{mxPort}, []string{url})))
-	gw := startServer(t, dir, fmt.Sprintf("http://127.0.0.1:%d/healthz", gwPort), "gateway", "--config", "gateway.yaml")
-	if err := waitPort(mxPort, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p := startFaultPair(t, dir, "sqlite:///data/router.db", sink, 1, true)
+	router, gw, url := p.router, p.gw, p.url
 
 	l := &ledger{}
 	stop := make(chan struct{})
-	wait := load(l, stop, map[string]sender{
-		"rest.a": viaREST(url + "/senders/app/transactions"), "rest.b": viaREST(url + "/senders/app/transactions"),
-		"smtp.a": viaSMTP(mxPort), "smtp.b": viaSMTP(mxPort),
-	})
+	wait := steadyLoad(l, stop, p)
 	time.Sleep(time.Second)
 	full := time.Now()
 	filler := fill(t, data)

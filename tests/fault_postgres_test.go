@@ -110,25 +110,14 @@ func TestFaultPostgresRestart(t *testing.T) {
 	pg := startPostgres(t)
 	sink := startSink(t)
 	dir := t.TempDir()
-	ports := distinctPorts(t, 3)
-	routerPort, gwPort, mxPort := ports[0], ports[1], ports[2]
-	url := fmt.Sprintf("http://127.0.0.1:%d", routerPort)
 	// A refresh every 2 s: the router gives its session up after 10 s without the database,
 	// well over the outages here.
-	writeFile(t, filepath.Join(dir, "router.yaml"), fmt.Appendf(nil, faultRouter, routerPort, pg.url(), gwPort, sink.port, 2))
-	router := startServer(t, dir, url+"/healthz", "router", "--config", "router.yaml")
-	writeFile(t, filepath.Join(dir, "gateway.yaml"), []byte(faultGateway(gwPort, []int{mxPort}, []string{url})))
-	gw := startServer(t, dir, fmt.Sprintf("http://127.0.0.1:%d/healthz", gwPort), "gateway", "--config", "gateway.yaml")
-	if err := waitPort(mxPort, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p := startFaultPair(t, dir, pg.url(), sink, 2, true)
+	router, gw, url := p.router, p.gw, p.url
 
 	l := &ledger{}
 	stop := make(chan struct{})
-	wait := load(l, stop, map[string]sender{
-		"rest.a": viaREST(url + "/senders/app/transactions"), "rest.b": viaREST(url + "/senders/app/transactions"),
-		"smtp.a": viaSMTP(mxPort), "smtp.b": viaSMTP(mxPort),
-	})
+	wait := steadyLoad(l, stop, p)
 	const outage = 2 * time.Second // after the stop, which takes a second or two itself
 	type window struct {
 		mode           string

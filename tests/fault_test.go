@@ -64,6 +64,45 @@ smtp_output:
 	return cfg
 }
 
+// faultPair is one router and one gateway of a fault test, running from dir: the router
+// (on storage, refreshing its session every refresh seconds) sends out through the
+// gateway to sink; with mx, the gateway also takes SMTP on mxPort for the router.
+type faultPair struct {
+	url, gwURL string
+	mxPort     int
+	router, gw *server
+}
+
+func startFaultPair(t *testing.T, dir, storage string, sink *sink, refresh float64, mx bool) faultPair {
+	t.Helper()
+	ports := distinctPorts(t, 3)
+	routerPort, gwPort := ports[0], ports[1]
+	p := faultPair{url: fmt.Sprintf("http://127.0.0.1:%d", routerPort), gwURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort)}
+	writeFile(t, filepath.Join(dir, "router.yaml"), fmt.Appendf(nil, faultRouter, routerPort, storage, gwPort, sink.port, refresh))
+	p.router = startServer(t, dir, p.url+"/healthz", "router", "--config", "router.yaml")
+	var mxPorts []int
+	var routers []string
+	if mx {
+		p.mxPort, mxPorts, routers = ports[2], []int{ports[2]}, []string{p.url}
+	}
+	writeFile(t, filepath.Join(dir, "gateway.yaml"), []byte(faultGateway(gwPort, mxPorts, routers)))
+	p.gw = startServer(t, dir, p.gwURL+"/healthz", "gateway", "--config", "gateway.yaml")
+	if mx {
+		if err := waitPort(p.mxPort, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// steadyLoad keeps two REST clients and two SMTP clients sending to p until stop closes.
+func steadyLoad(l *ledger, stop <-chan struct{}, p faultPair) (wait func()) {
+	return load(l, stop, map[string]sender{
+		"rest.a": viaREST(p.url + "/senders/app/transactions"), "rest.b": viaREST(p.url + "/senders/app/transactions"),
+		"smtp.a": viaSMTP(p.mxPort), "smtp.b": viaSMTP(p.mxPort),
+	})
+}
+
 // kill -9 of one of two routers on one PostgreSQL while applications keep posting to both
 // and SMTP clients keep sending through the gateway to both: every message a router
 // acknowledged (201, or 250 through the gateway) is delivered, the survivor takes the dead

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,8 @@ func TestFaultUpstreamMisbehaves(t *testing.T) {
 	}
 	sink := startSink(t)
 	dir := t.TempDir()
-	ports := distinctPorts(t, 2)
-	routerPort, gwPort := ports[0], ports[1]
-	url := fmt.Sprintf("http://127.0.0.1:%d", routerPort)
-	writeFile(t, filepath.Join(dir, "router.yaml"), fmt.Appendf(nil, faultRouter, routerPort, "sqlite:///router.db", gwPort, sink.port, 1))
-	router := startServer(t, dir, url+"/healthz", "router", "--config", "router.yaml")
-	writeFile(t, filepath.Join(dir, "gateway.yaml"), []byte(faultGateway(gwPort, nil, nil)))
-	gwURL := fmt.Sprintf("http://127.0.0.1:%d", gwPort)
-	gw := startServer(t, dir, gwURL+"/healthz", "gateway", "--config", "gateway.yaml")
+	p := startFaultPair(t, dir, "sqlite:///router.db", sink, 1, false)
+	router, gw, url, gwURL := p.router, p.gw, p.url, p.gwURL
 	// What gives up on each fault: the gateway's deadline for the MAIL phase as a whole
 	// (smtp_output.hosts.outbound.timeout) on a stall after the greeting and on slow
 	// answers; on a stall after the message, the router's rest_output data_timeout, upon

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,17 +61,8 @@ func TestLoadConnectionsAndWaiters(t *testing.T) {
 	raiseFileLimit(t, 4*(sessions+waiters))
 	sink := startSink(t)
 	dir := t.TempDir()
-	ports := distinctPorts(t, 3)
-	routerPort, gwPort, mxPort := ports[0], ports[1], ports[2]
-	url := fmt.Sprintf("http://127.0.0.1:%d", routerPort)
-	writeFile(t, filepath.Join(dir, "router.yaml"), fmt.Appendf(nil, faultRouter, routerPort, "sqlite:///router.db", gwPort, sink.port, 1))
-	router := startServer(t, dir, url+"/healthz", "router", "--config", "router.yaml")
-	writeFile(t, filepath.Join(dir, "gateway.yaml"), []byte(faultGateway(gwPort, []int{mxPort}, []string{url})))
-	gwURL := fmt.Sprintf("http://127.0.0.1:%d", gwPort)
-	gw := startServer(t, dir, gwURL+"/healthz", "gateway", "--config", "gateway.yaml")
-	if err := waitPort(mxPort, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p := startFaultPair(t, dir, "sqlite:///router.db", sink, 1, true)
+	router, gw, url, gwURL, mxPort := p.router, p.gw, p.url, p.gwURL, p.mxPort
 	for name, pid := range map[string]int{"router": router.cmd.Process.Pid, "gateway": gw.cmd.Process.Pid} {
 		if n := fileLimit(t, pid); n < 2*(sessions+waiters) {
 			t.Fatalf("the %s may open %d files only", name, n)
