@@ -7,7 +7,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,7 +27,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"text/tabwriter"
 	"text/template"
@@ -36,6 +34,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
 
 const securityConfig = `
@@ -158,8 +158,8 @@ const (
 type secured struct {
 	t                    *testing.T
 	dir                  string
-	out                  *syncBuffer // koukan serve's log
-	router, gateway      string      // REST base URLs
+	out                  *syncbuf.Buffer // koukan serve's log
+	router, gateway      string          // REST base URLs
 	mx, sub              int
 	internet, mailbox    *smtpPeer
 	ca                   *testPKI
@@ -220,7 +220,7 @@ func startSecured(t *testing.T) *secured {
 	s.client = s.httpClient("tester")
 	cmd := exec.Command(koukan, "serve", "--config", "serve.yaml")
 	cmd.Dir = dir
-	s.out = &syncBuffer{}
+	s.out = &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -567,24 +567,6 @@ func (s *secured) logChecks() {
 		}
 	}
 	s.row("log", "keys or passwords in the log", "none", cond(leaked == "", "none", leaked), leaked == "")
-}
-
-// syncBuffer is a process's output, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func cond(b bool, yes, no string) string {

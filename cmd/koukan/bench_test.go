@@ -7,31 +7,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/koukan/koukan/engine/loadgen"
 	"github.com/koukan/koukan/engine/rest/resttest"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
-
-// benchBuffer is a Buffer a running command writes to while the test reads it.
-type benchBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *benchBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *benchBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runBenchSink runs "koukan bench sink" in-process on a free loopback port and returns its
 // address and a stop function that delivers the "signal" and returns the exit status
@@ -41,7 +24,7 @@ func runBenchSink(t *testing.T, flags ...string) (addr string, stop func() (int,
 	ctx, cancel := context.WithCancel(context.Background())
 	old := benchSignals
 	benchSignals = func() (context.Context, context.CancelFunc) { return context.WithCancel(ctx) }
-	var stdout, stderr benchBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(append([]string{"bench", "sink", "--listen", "127.0.0.1:0"}, flags...), &stdout, &stderr)

@@ -1,7 +1,6 @@
 package httpauth
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,28 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
-
-// syncBuffer is a log the watcher's goroutine writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // replaceFile writes data next to path and renames it over path, as editors save.
 func replaceFile(t *testing.T, path, data string) {
@@ -96,7 +78,7 @@ func TestKeyFileFollowsTheFile(t *testing.T) {
 	oldKey, oldCred := NewKey()
 	newKey, newCred := NewKey()
 	replaceFile(t, path, "sender app "+oldCred+"\n")
-	var log syncBuffer
+	var log syncbuf.Buffer
 	srv := watched(t, path, &log)
 	if got := status(t, srv, oldKey); got != 200 {
 		t.Fatalf("the key at startup: %d", got)

@@ -1,38 +1,27 @@
 package router
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"path"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/koukan/koukan/engine/tx"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
 
 // logBuffer keeps what the service's goroutines log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // attemptLines are the "attempt finished" records logged for transaction id, raw and
 // decoded.
 func (l *logBuffer) attemptLines(t *testing.T, id string) (raw []string, recs []map[string]any) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("not a JSON log line: %v: %s", err, line)

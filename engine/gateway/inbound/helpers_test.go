@@ -2,7 +2,6 @@ package inbound
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"net"
 	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,8 @@ import (
 
 	"github.com/koukan/koukan/engine/rest/resttest"
 	"github.com/koukan/koukan/engine/tx"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
 
 // env is a gateway in front of a REST test receiver standing in for the
@@ -34,26 +34,8 @@ type env struct {
 	srv  *Server
 	addr string
 	rcv  *resttest.Receiver
-	logs *logBuffer
+	logs *syncbuf.Buffer
 	opts Options
-}
-
-// logBuffer collects the server's log; a failed test prints it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // start runs a gateway with o (Endpoint, Sender, Tag, Hostname and Log
@@ -61,7 +43,7 @@ func (l *logBuffer) String() string {
 func start(t testing.TB, o Options, ro resttest.Options) *env {
 	t.Helper()
 	rcv := resttest.NewReceiver(ro)
-	e := &env{t: t, rcv: rcv, logs: &logBuffer{}}
+	e := &env{t: t, rcv: rcv, logs: &syncbuf.Buffer{}}
 	if o.Endpoint == "" {
 		o.Endpoint = rcv.URL() + "/senders/ingress/transactions"
 	}

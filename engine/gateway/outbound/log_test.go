@@ -1,31 +1,22 @@
 package outbound
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"path"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	smtp "github.com/emersion/go-smtp"
 
 	"github.com/koukan/koukan/engine/rest"
+
+	"github.com/koukan/koukan/internal/syncbuf"
 )
 
 // syncBuffer keeps what the gateway's goroutines log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // ended waits for the "transaction ended" line of up and returns it, raw and decoded.
 func (b *syncBuffer) ended(t *testing.T, up *rest.Tx) (string, map[string]any) {
@@ -34,9 +25,7 @@ func (b *syncBuffer) ended(t *testing.T, up *rest.Tx) (string, map[string]any) {
 	var line string
 	var rec map[string]any
 	eventually(t, "the transaction ended line of "+id, func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, l := range strings.Split(b.buf.String(), "\n") {
+		for _, l := range strings.Split(b.String(), "\n") {
 			rec = nil
 			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "transaction ended" && rec["tx"] == id {
 				line = l
